@@ -1,0 +1,1 @@
+"""concert: crowd-steered, endless AI music."""

@@ -1,0 +1,1 @@
+"""Vote and suggestion stores behind one interface, chosen by URL."""

@@ -1,0 +1,1 @@
+"""concert's audio engine: styles, prompts, streaming sources, the style synth."""

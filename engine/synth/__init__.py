@@ -1,0 +1,1 @@
+"""Procedural style synth: labelled music from a style description."""

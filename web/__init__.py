@@ -1,0 +1,1 @@
+"""The concert web pages, served as package data."""
