@@ -1,0 +1,3 @@
+from concert.cli import main
+
+raise SystemExit(main())

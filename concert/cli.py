@@ -1,0 +1,142 @@
+"""`concert` command line: serve a set, render one offline, benchmark."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from concert.config import BACKENDS, MODES, OUTPUTS, ServeConfig
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from concert.app import create_app
+    from concert.protocol import MAX_FRAME_BYTES
+
+    kwargs = dict(
+        host=args.host,
+        port=args.port,
+        store=args.store,
+        output=args.output,
+        record=args.record,
+        round_bars=args.round_bars,
+        song_phrases=args.song_phrases,
+        mode=args.mode,
+        backend=args.backend,
+        start_style=args.style,
+        seed=args.seed,
+        public_url=args.public_url,
+        speakers_device=args.device,
+    )
+    if args.dj_token:
+        kwargs["dj_token"] = args.dj_token
+    config = ServeConfig(**kwargs)  # type: ignore[arg-type]
+    print(f"concert: audience page  {config.join_url}", flush=True)
+    print(f"concert: listener page  {config.join_url}listen", flush=True)
+    print(f"concert: DJ console     {config.join_url}dj?token={config.dj_token}", flush=True)
+    uvicorn.run(
+        create_app(config),
+        host=config.host,
+        port=config.port,
+        ws_max_size=MAX_FRAME_BYTES,
+        ws_per_message_deflate=False,
+        log_level=args.log_level,
+        lifespan="on",
+    )
+    return 0
+
+
+def _render(args: argparse.Namespace) -> int:
+    from concert.render import RenderError, render_to_file
+
+    try:
+        info = render_to_file(
+            style=args.style,
+            seconds=args.seconds,
+            out=args.out,
+            script=args.script,
+            backend=args.backend,
+            seed=args.seed,
+            round_bars=args.round_bars,
+        )
+    except RenderError as e:
+        print(f"concert render: {e}", file=sys.stderr)
+        return 2
+    print(info.summary(), flush=True)
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    import json
+
+    if args.what == "synth":
+        from engine.synth.bench import bench_synth
+
+        result = bench_synth(seconds=args.seconds)
+    else:
+        from concert.bench.votes import VoteBenchConfig, run_vote_bench
+
+        result = run_vote_bench(
+            VoteBenchConfig(clients=args.clients, rate=args.rate, seconds=args.seconds, store=args.store)
+        )
+    if not args.json:
+        for k, v in result.items():
+            print(f"{k:>20}: {v}")
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="concert", description="Crowd-steered, endless AI music.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="run a live set: audience page, websocket votes, HTTP stream")
+    s.add_argument("--host", default="127.0.0.1", help="interface to bind (0.0.0.0 for phones on the LAN)")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--store", default="memory://", help="memory:// or redis://host:port/db")
+    s.add_argument("--output", choices=OUTPUTS, default="none", help="local output besides the HTTP /stream")
+    s.add_argument("--device", default=None, help="sound device for --output speakers")
+    s.add_argument("--record", type=Path, default=None, help="directory for the recording and setlist")
+    s.add_argument("--round-bars", type=int, default=8, help="bars per phrase / live-moves round")
+    s.add_argument("--song-phrases", type=int, default=4, help="phrases per song (direction round)")
+    s.add_argument("--mode", choices=MODES, default="democracy")
+    s.add_argument("--backend", choices=BACKENDS, default="synth")
+    s.add_argument("--style", default="house", help="genre id the set opens with")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--dj-token", default=None, help="operator console token (random if omitted)")
+    s.add_argument("--public-url", default=None, help="URL for the QR code, e.g. http://192.168.1.20:8000/")
+    s.add_argument("--log-level", default="info")
+    s.set_defaults(func=_serve)
+
+    r = sub.add_parser("render", help="render a set offline from a steering script")
+    r.add_argument("--style", default="house", help="opening style: genre id or free text")
+    r.add_argument("--seconds", type=float, required=True)
+    r.add_argument("--out", type=Path, required=True, help="output file (.wav, .flac, .ogg, .mp3)")
+    r.add_argument("--script", type=Path, default=None, help="steering JSON: [{at, prompt, bpm?, energy?}]")
+    r.add_argument("--backend", choices=BACKENDS, default="synth")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--round-bars", type=int, default=8, help="bars per phrase for the arrangement")
+    r.set_defaults(func=_render)
+
+    b = sub.add_parser("bench", help="benchmarks; the last line printed is one JSON object")
+    b.add_argument("what", choices=("votes", "synth"))
+    b.add_argument("--clients", type=int, default=1000)
+    b.add_argument("--rate", type=float, default=500.0, help="total votes per second")
+    b.add_argument("--seconds", type=float, default=20.0)
+    b.add_argument("--store", default="memory://")
+    b.add_argument("--json", action="store_true", help="print only the JSON line")
+    b.set_defaults(func=_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except ValueError as e:
+        print(f"concert: {e}", file=sys.stderr)
+        return 2

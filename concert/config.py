@@ -1,0 +1,64 @@
+"""Serve configuration: one frozen dataclass built once by the CLI and passed down."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+OUTPUTS = ("none", "speakers")
+MODES = ("democracy", "blend", "anarchy")
+BACKENDS = ("synth",)
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    host: str = "127.0.0.1"  # interface to bind; 0.0.0.0 to let phones on the LAN in
+    port: int = 8000  # TCP port
+    store: str = "memory://"  # vote store URL: memory:// or redis://host:port/db
+    output: str = "none"  # extra local output besides the HTTP stream: none | speakers
+    record: Path | None = None  # directory for the recording and setlist, None = no recording
+    round_bars: int = 8  # bars per phrase and per live-moves round
+    song_phrases: int = 4  # phrases per song; the direction round closes at the song's end
+    close_lead_bars: int | None = None  # bars before a boundary a round closes; None = 2 (0 when round_bars is 1)
+    mode: str = "democracy"  # democracy | blend | anarchy
+    backend: str = "synth"  # audio source
+    start_style: str = "house"  # genre id the set opens with
+    seed: int = 0  # sampling seed of the source
+    sample_rate: int = 24000  # Hz, the source's rate
+    lookahead: float = 0.6  # seconds rendered ahead of playback
+    block: float = 0.1  # seconds per block handed to the outputs
+    state_hz: float = 4.0  # maximum state broadcasts per second
+    dj_token: str = field(default_factory=lambda: secrets.token_urlsafe(12))  # operator console token
+    secret: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)  # HMAC key for device cookies
+    public_url: str | None = None  # URL printed and put in the QR code; None = http://host:port/
+    speakers_device: str | None = None  # sounddevice device name or index for --output speakers
+
+    def __post_init__(self) -> None:
+        if self.output not in OUTPUTS:
+            raise ValueError(f"output must be one of {OUTPUTS}, got {self.output!r}")
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
+        if not 1 <= self.round_bars <= 64:
+            raise ValueError(f"round_bars must be within 1..64, got {self.round_bars}")
+        if not 1 <= self.song_phrases <= 32:
+            raise ValueError(f"song_phrases must be within 1..32, got {self.song_phrases}")
+        if not 0 < self.port < 65536:
+            raise ValueError(f"port must be within 1..65535, got {self.port}")
+        if len(self.secret) < 16:
+            raise ValueError("secret must be at least 16 bytes")
+
+    @property
+    def lead_bars(self) -> int:
+        if self.close_lead_bars is not None:
+            return self.close_lead_bars
+        return 0 if self.round_bars == 1 else min(2, self.round_bars - 1)
+
+    @property
+    def join_url(self) -> str:
+        if self.public_url:
+            return self.public_url
+        host = "localhost" if self.host in ("127.0.0.1", "0.0.0.0", "::") else self.host
+        return f"http://{host}:{self.port}/"

@@ -1,0 +1,70 @@
+"""Explicit fan-out of state frames: one latest-only slot and one sender task per client.
+
+A slow or dead client never delays the others: its slot only ever holds the newest
+frame (older unsent frames are replaced), and a client whose send fails or stalls
+past `send_timeout` is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+Send = Callable[[str], Awaitable[None]]
+
+
+@dataclass(eq=False)
+class Subscriber:
+    send: Send
+    pending: str | None = None
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+    closed: bool = False
+
+
+class Fanout:
+    """Publish a text frame to every subscriber without awaiting any of them."""
+
+    def __init__(self, send_timeout: float = 5.0) -> None:
+        self.send_timeout = send_timeout  # seconds a single send may take before the client is dropped
+        self._subs: set[Subscriber] = set()
+        self.dropped = 0  # clients dropped for stalling or failing
+
+    def __len__(self) -> int:
+        return len(self._subs)
+
+    def subscribe(self, send: Send) -> Subscriber:
+        sub = Subscriber(send)
+        sub.task = asyncio.get_running_loop().create_task(self._pump(sub))
+        self._subs.add(sub)
+        return sub
+
+    async def unsubscribe(self, sub: Subscriber) -> None:
+        sub.closed = True
+        self._subs.discard(sub)
+        if sub.task is not None and sub.task is not asyncio.current_task():
+            sub.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await sub.task
+
+    def publish(self, frame: str) -> None:
+        for sub in self._subs:
+            sub.pending = frame
+            sub.wake.set()
+
+    async def _pump(self, sub: Subscriber) -> None:
+        while not sub.closed:
+            await sub.wake.wait()
+            sub.wake.clear()
+            frame, sub.pending = sub.pending, None
+            if frame is None:
+                continue
+            try:
+                await asyncio.wait_for(sub.send(frame), self.send_timeout)
+            except (asyncio.TimeoutError, Exception):
+                self.dropped += 1
+                sub.closed = True
+                self._subs.discard(sub)
+                return

@@ -1,0 +1,146 @@
+"""Offline rendering of a set from a steering script (demos and evaluation).
+
+The script is a JSON list of `{"at": seconds, "prompt": [{"style", "weight"}],
+"bpm"?: n, "energy"?: x}`. Each event is applied as a crowd result would be: on
+the next bar boundary after `at`, gliding in over `ramp_bars` bars, while the
+song arrangement (intro/build/drop/breakdown by phrase) runs underneath.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from concert.rounds import Schedule
+from engine.interpret import resolve
+from engine.prompt import Prompt, PromptError, prompt_from_json
+from engine.source import AudioSource
+from engine.styles import UnknownStyleError
+from engine.synth.source import StyleSynth, SynthConfig
+
+MAX_SECONDS = 24 * 3600.0  # longest render accepted, seconds
+
+
+class RenderError(ValueError):
+    """Bad render arguments or script; the message names the offending value."""
+
+
+@dataclass(frozen=True)
+class ScriptEvent:
+    at: float  # seconds into the set
+    prompt: Prompt  # what to play from the next bar on
+
+
+@dataclass(frozen=True)
+class RenderInfo:
+    out: Path
+    seconds: float  # audio seconds written
+    bars: int  # bars rendered
+    events: list[dict[str, object]]  # applied events: at, bar, prompt
+    x_realtime: float  # audio seconds per compute second
+
+    def summary(self) -> str:
+        return json.dumps(
+            {
+                "out": str(self.out),
+                "seconds": round(self.seconds, 2),
+                "bars": self.bars,
+                "events": self.events,
+                "x_realtime": round(self.x_realtime, 1),
+            }
+        )
+
+
+def load_script(path: Path, ramp_bars: int = 4) -> list[ScriptEvent]:
+    try:
+        raw = json.loads(path.read_text())
+    except OSError as e:
+        raise RenderError(f"cannot read script {str(path)!r}: {e.strerror}") from None
+    except json.JSONDecodeError as e:
+        raise RenderError(f"script {str(path)!r} is not valid JSON: {e}") from None
+    if not isinstance(raw, list):
+        raise RenderError(f"script must be a JSON list of events, got {type(raw).__name__}")
+    events = []
+    for i, item in enumerate(raw):
+        if not isinstance(item, dict):
+            raise RenderError(f"script event {i} must be an object, got {item!r}")
+        at = item.get("at")
+        if isinstance(at, bool) or not isinstance(at, (int, float)) or not np.isfinite(at) or at < 0:
+            raise RenderError(f"script event {i}: 'at' must be seconds >= 0, got {at!r}")
+        unknown = set(item) - {"at", "prompt", "bpm", "energy", "brightness", "mode", "section"}
+        if unknown:
+            raise RenderError(f"script event {i}: unknown fields {sorted(unknown)}")
+        controls = {k: item[k] for k in ("bpm", "energy", "brightness", "mode", "section") if k in item}
+        try:
+            prompt = prompt_from_json(item.get("prompt"), ramp_bars=ramp_bars, **controls)
+            resolve(prompt)
+        except (PromptError, UnknownStyleError) as e:
+            raise RenderError(f"script event {i}: {e}") from None
+        events.append(ScriptEvent(float(at), prompt))
+    return sorted(events, key=lambda e: e.at)
+
+
+def build_offline_source(backend: str, prompt: Prompt, seed: int, sample_rate: int = 24000) -> AudioSource:
+    if backend == "synth":
+        return StyleSynth(SynthConfig(sample_rate=sample_rate, seed=seed), prompt)
+    raise RenderError(f"unknown backend {backend!r}")
+
+
+def render_to_file(
+    *,
+    style: str,
+    seconds: float,
+    out: Path,
+    script: Path | None = None,
+    backend: str = "synth",
+    seed: int = 0,
+    round_bars: int = 8,
+) -> RenderInfo:
+    if not 0 < seconds <= MAX_SECONDS:
+        raise RenderError(f"seconds must be within 0..{MAX_SECONDS:g}, got {seconds!r}")
+    if out.suffix.lower() not in (".wav", ".flac", ".ogg", ".mp3"):
+        raise RenderError(f"output {str(out)!r} must end in .wav, .flac, .ogg or .mp3")
+    events = load_script(script) if script is not None else []
+    try:
+        current = Prompt.of(style)
+        resolve(current)
+    except (PromptError, UnknownStyleError) as e:
+        raise RenderError(str(e)) from None
+    schedule = Schedule(round_bars=round_bars, close_lead_bars=0 if round_bars == 1 else 1)
+    source = build_offline_source(backend, replace(current, section=schedule.section_for(0)), seed)
+    sr = source.sample_rate
+    total = int(seconds * sr)
+    applied: list[dict[str, object]] = []
+    pending = list(events)
+    section = schedule.section_for(0)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fmt = {".mp3": "MP3", ".ogg": "OGG", ".flac": "FLAC", ".wav": "WAV"}[out.suffix.lower()]
+    subtype = {"MP3": "MPEG_LAYER_III", "OGG": "VORBIS", "FLAC": "PCM_16", "WAV": "PCM_16"}[fmt]
+    written = bars = 0
+    t0 = time.perf_counter()
+    with sf.SoundFile(out, "w", samplerate=sr, channels=1, format=fmt, subtype=subtype) as f:
+        while written < total:
+            bar = source.next_bar
+            now = written / sr
+            changed = False
+            while pending and pending[0].at <= now:
+                ev = pending.pop(0)
+                current = ev.prompt
+                changed = True
+                applied.append({"at": ev.at, "bar": bar, "prompt": ev.prompt.as_json()})
+            wanted = schedule.section_for(bar)
+            if changed or wanted != section:
+                section = wanted
+                source.set_prompt(replace(current, section=current.section or section), at_bar=bar)
+            chunk = source.next_chunk()
+            pcm = chunk.pcm[: total - written]  # (samples,)
+            f.write(pcm)
+            written += len(pcm)
+            bars += 1
+    elapsed = time.perf_counter() - t0
+    return RenderInfo(out, written / sr, bars, applied, (written / sr) / max(elapsed, 1e-9))

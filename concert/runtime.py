@@ -1,0 +1,136 @@
+"""The running set: every long-lived piece built from a ServeConfig, started and stopped together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from concert import aggregator as agg
+from concert.conductor import Conductor, ConductorConfig
+from concert.config import ServeConfig
+from concert.fanout import Fanout
+from concert.identity import DeviceSigner
+from concert.moderation import load_wordlist
+from concert.outputs.base import Output
+from concert.outputs.stream import Mp3Stream, StreamConfig
+from concert.player import Player
+from concert.rounds import Schedule
+from concert.store import open_store
+from concert.store.base import Store
+from engine.lookahead import Lookahead, LookaheadConfig
+from engine.prompt import Prompt
+from engine.source import AudioSource
+from engine.synth.source import StyleSynth, SynthConfig
+
+log = logging.getLogger(__name__)
+
+
+def build_source(config: ServeConfig) -> AudioSource:
+    if config.backend == "synth":
+        return StyleSynth(SynthConfig(sample_rate=config.sample_rate, seed=config.seed), Prompt.of(config.start_style))
+    raise ValueError(f"unknown backend {config.backend!r}")
+
+
+@dataclass
+class Runtime:
+    config: ServeConfig
+    store: Store
+    source: AudioSource
+    lookahead: Lookahead
+    conductor: Conductor
+    stream: Mp3Stream
+    player: Player
+    signer: DeviceSigner
+    fanout: Fanout = field(default_factory=Fanout)
+    outputs: list[Output] = field(default_factory=list)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    started: float = field(default_factory=time.time)
+    broadcasts: int = 0  # state frames published
+
+    @property
+    def clients(self) -> int:
+        return len(self.fanout)
+
+    async def publish_loop(self) -> None:
+        """Publish state when something changed, at most config.state_hz times a second."""
+        period = 1.0 / self.config.state_hz
+        while True:
+            await self.conductor.dirty.wait()
+            self.conductor.dirty.clear()
+            try:
+                state = await self.conductor.state(self.clients)
+            except Exception:
+                log.exception("building state failed")
+            else:
+                self.fanout.publish(json.dumps({"type": "state", **state}))
+                self.broadcasts += 1
+            await asyncio.sleep(period)
+
+
+@contextlib.asynccontextmanager
+async def running(config: ServeConfig) -> AsyncIterator[Runtime]:
+    """Build, warm up and start the set; stop everything on exit."""
+    store = open_store(config.store)
+    try:
+        if not await store.ping():
+            raise ConnectionError(f"store {config.store} did not answer")
+        source = build_source(config)
+        recorder = None
+        outputs: list[Output] = []
+        if config.record is not None:
+            from concert.outputs.recorder import Recorder, RecorderConfig
+
+            recorder = Recorder(RecorderConfig(directory=config.record))
+            outputs.append(recorder)
+        if config.output == "speakers":
+            from concert.outputs.speakers import Speakers, SpeakersConfig
+
+            outputs.append(Speakers(SpeakersConfig(device=config.speakers_device)))
+        stream = Mp3Stream(StreamConfig())
+        outputs.insert(0, stream)
+        schedule = Schedule(
+            round_bars=config.round_bars, song_phrases=config.song_phrases, close_lead_bars=config.lead_bars
+        )
+        cconf = ConductorConfig(
+            schedule=schedule, aggregator=agg.AggregatorConfig(mode=config.mode), start_style=config.start_style
+        )
+        conductor = Conductor(
+            cconf,
+            store,
+            source,
+            artists=load_wordlist("artists"),
+            blocked=load_wordlist("blocked_words"),
+            setlist=recorder.log if recorder is not None else None,
+        )
+        lookahead = Lookahead(source, LookaheadConfig(lookahead=config.lookahead, block=config.block))
+        lookahead.start()
+        # warm up off the loop before admitting anyone: the first blocks must be ready
+        ready = await asyncio.to_thread(lookahead.wait_ready, 60.0)
+        if not ready:
+            raise RuntimeError("the audio source did not fill its lookahead within 60 s")
+        player = Player(lookahead, outputs, conductor.on_block)
+        rt = Runtime(config, store, source, lookahead, conductor, stream, player, DeviceSigner(config.secret))
+        rt.outputs = outputs
+        rt.tasks = [
+            asyncio.create_task(player.run(), name="player"),
+            asyncio.create_task(rt.publish_loop(), name="publisher"),
+        ]
+        try:
+            yield rt
+        finally:
+            for t in rt.tasks:
+                t.cancel()
+            for t in rt.tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await t
+            lookahead.close()
+            for out in outputs:
+                with contextlib.suppress(Exception):
+                    out.close()
+    finally:
+        await store.aclose()
