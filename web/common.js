@@ -275,8 +275,8 @@ export function streamPlayer(audio, onState, src = "/stream") {
   audio.addEventListener("error", () => want && retry());
   audio.addEventListener("ended", () => want && retry()); // the stream never ends on purpose
   audio.addEventListener("pause", () => {
-    // the native control paused it
-    if (want && !audio.ended && !retryTimer && audio.error === null && current === "playing") stop();
+    // the native control (or the OS: a call, a headset unplugged) paused it
+    if (want && !audio.ended && !retryTimer && audio.error === null) stop();
   });
   audio.addEventListener("play", () => {
     // the native control started it
@@ -349,4 +349,33 @@ export function mediaSession(np, labels) {
   } catch {
     /* ignore */
   }
+}
+
+/**
+ * Keep `list`'s children in the order of `items`, reusing one row per key so
+ * focus and screen-reader position survive the frequent state pushes.
+ * create(key) -> {li, ...}; update(row, item) fills it in.
+ */
+export function keyedList(list, rows, items, keyOf, create, update) {
+  const keys = items.map((it) => String(keyOf(it)));
+  for (const [k, row] of rows) {
+    if (!keys.includes(k)) {
+      row.li.remove();
+      rows.delete(k);
+    }
+  }
+  items.forEach((it, idx) => {
+    const k = keys[idx];
+    let row = rows.get(k);
+    if (!row) {
+      row = create(k, it);
+      rows.set(k, row);
+    }
+    update(row, it);
+    if (list.children[idx] !== row.li) {
+      const focused = row.li.contains(document.activeElement) ? document.activeElement : null;
+      list.insertBefore(row.li, list.children[idx] ?? null);
+      if (focused) focused.focus({ preventScroll: true });
+    }
+  });
 }

@@ -68,6 +68,7 @@ class StoreConfig:
     max_connections: int = 32  # Redis: pooled connections per store (per server process)
     pool_timeout_s: float = 5.0  # Redis: seconds a call waits for a free pooled connection
     socket_timeout_s: float = 5.0  # Redis: seconds to connect, and to wait for a reply
+    retries: int = 3  # Redis: reconnect attempts per call (10 ms, 20 ms, 40 ms ... jittered) before giving up
 
     def __post_init__(self) -> None:
         if self.keep_rounds < 1:
@@ -76,6 +77,8 @@ class StoreConfig:
             raise ValueError(f"round_ttl_s must be at least 1 second, got {self.round_ttl_s}")
         if self.max_connections < 1:
             raise ValueError(f"max_connections must be at least 1, got {self.max_connections}")
+        if self.retries < 0:
+            raise ValueError(f"retries must be 0 or more, got {self.retries}")
         if not self.pool_timeout_s > 0 or not self.socket_timeout_s > 0:
             raise ValueError("pool_timeout_s and socket_timeout_s must be positive")
         if any(c.isspace() or c in "{}" for c in self.key_prefix):

@@ -41,6 +41,9 @@ class _Suggestion:
     created: float
     upvoters: set[str] = field(default_factory=set)
 
+    def rank(self) -> tuple[int, int, int]:
+        return rank_key(len(self.upvoters), self.created, self.seq)
+
     def public(self) -> Suggestion:
         return Suggestion(str(self.seq), self.text, len(self.upvoters), self.created)
 
@@ -130,8 +133,7 @@ class MemoryStore:
 
     async def top_suggestions(self, n: int) -> list[Suggestion]:
         check_count(n)
-        ranked = heapq.nsmallest(n, self._suggestions.values(), key=lambda s: rank_key(len(s.upvoters), s.created, s.seq))
-        return [s.public() for s in ranked]
+        return [s.public() for s in heapq.nsmallest(n, self._suggestions.values(), key=_Suggestion.rank)]
 
     async def remove_suggestion(self, suggestion_id: str) -> None:
         s = self._suggestions.pop(suggestion_id, None) if isinstance(suggestion_id, str) else None

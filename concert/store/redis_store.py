@@ -26,6 +26,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
 
 from concert.store.base import (
     RoundClosedError,
@@ -190,6 +192,7 @@ class RedisStore:
             timeout=self.config.pool_timeout_s,
             socket_timeout=self.config.socket_timeout_s,
             socket_connect_timeout=self.config.socket_timeout_s,
+            retry=Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.5), self.config.retries),
             decode_responses=True,
         )
         self._client: aioredis.Redis = aioredis.Redis.from_pool(pool)
@@ -229,7 +232,7 @@ class RedisStore:
         check_round_id(round_id)
         check_device(device)
         check_option(option)
-        args = [round_id, device, option, self.config.keep_rounds, self.config.round_ttl_s]
+        args: list[str | int] = [round_id, device, option, self.config.keep_rounds, self.config.round_ttl_s]
         with self._reaching():
             reply = await self._vote(keys=self._round_keys(round_id), args=args)
         if reply[0] == 0:
@@ -240,8 +243,8 @@ class RedisStore:
     async def tallies(self, round_id: int) -> dict[str, int]:
         check_round_id(round_id)
         with self._reaching():
-            tally = await self._client.hgetall(self._round_keys(round_id)[2])  # type: ignore[misc]
-        return {option: int(n) for option, n in tally.items()}
+            tally = await self._client.hgetall(self._round_keys(round_id)[2])
+        return {str(option): int(n) for option, n in tally.items()}
 
     async def close_round(self, round_id: int) -> dict[str, int]:
         check_round_id(round_id)
@@ -254,8 +257,8 @@ class RedisStore:
         check_round_id(round_id)
         check_device(device)
         with self._reaching():
-            option: str | None = await self._client.hget(self._round_keys(round_id)[1], device)  # type: ignore[misc]
-        return option
+            option = await self._client.hget(self._round_keys(round_id)[1], device)
+        return None if option is None else str(option)
 
     # ----- suggestions -----------------------------------------------------
     async def add_suggestion(self, text: str, device: str, now: float) -> Suggestion:
@@ -296,7 +299,7 @@ class RedisStore:
     # ----- lifecycle -------------------------------------------------------
     async def ping(self) -> bool:
         try:
-            return bool(await self._client.ping())  # type: ignore[misc]
+            return bool(await self._client.ping())
         except redis_errors.RedisError:
             return False
 

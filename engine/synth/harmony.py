@@ -9,11 +9,12 @@ successive chords close together (cheap voice leading).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import MappingProxyType
 
-SCALES: dict[str, tuple[int, ...]] = {
+SCALES: MappingProxyType[str, tuple[int, ...]] = MappingProxyType({
     "major": (0, 2, 4, 5, 7, 9, 11),
     "minor": (0, 2, 3, 5, 7, 8, 10),
-}
+})
 
 
 def midi_hz(midi: float) -> float:

@@ -1,0 +1,198 @@
+"""`--record DIR`: the set's audio and its setlist, both readable after a crash.
+
+    DIR/<UTC start, e.g. 20250614T213005Z>/
+        audio.w64       16-bit PCM at the source rate, written as it plays
+        setlist.jsonl   one JSON object per event: {"t": s into the set, "wall": ISO UTC, ...}
+
+Why Wave64 and not FLAC: libsndfile writes a FLAC file's length into its header
+only at close, and cannot read one that was never closed (a SIGKILL, a power
+cut), so a crashed FLAC set is lost to soundfile. A Wave64 (or WAV) file whose
+header was never finalised is read to the end of its data, which the tests
+check by SIGKILLing a recording; unlike WAV, Wave64 has no 4 GiB limit, so a
+24-hour set fits (about 4 GiB a day at 24 kHz). "ogg" (Vorbis) is about
+fifteen times smaller and also survives a crash, minus the last page or two
+still in the encoder (about a second of audio).
+
+The event loop only queues chunks; a writer thread does the disk work. A full
+queue drops the chunk (counted) and the writer fills the gap with silence, so
+the file keeps the stream's timeline and setlist times stay true.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import queue
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from engine.source import Chunk
+
+RECORD_FORMATS: dict[str, tuple[str, str]] = {  # name: (libsndfile format, subtype); all readable after a crash
+    "w64": ("W64", "PCM_16"),
+    "ogg": ("OGG", "VORBIS"),
+}
+_REFUSED = {"flac": "FLAC is not readable after a crash (its length is written at close)"}
+
+
+@dataclass(frozen=True)
+class RecorderConfig:
+    directory: Path  # each set is recorded into a new DIR/<UTC timestamp>/
+    format: str = "w64"  # "w64" (lossless PCM_16) or "ogg" (Vorbis); see the module docstring
+    queue_chunks: int = 256  # chunks waiting for the writer thread before writes are dropped
+    sync_seconds: float = 10.0  # audio between fsyncs of the audio file (power-cut safety)
+
+    def __post_init__(self) -> None:
+        if self.format not in RECORD_FORMATS:
+            why = f" ({_REFUSED[self.format]})" if self.format in _REFUSED else ""
+            raise ValueError(f"record format must be one of {sorted(RECORD_FORMATS)}, got {self.format!r}{why}")
+        if self.queue_chunks < 1:
+            raise ValueError(f"queue_chunks must be >= 1, got {self.queue_chunks!r}")
+        if not (math.isfinite(self.sync_seconds) and self.sync_seconds > 0):
+            raise ValueError(f"sync_seconds must be a finite number > 0, got {self.sync_seconds!r}")
+
+
+def _new_set_directory(parent: Path) -> Path:
+    parent.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    for n in range(1, 1000):
+        path = parent / (stamp if n == 1 else f"{stamp}-{n}")
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path
+    raise FileExistsError(f"cannot create a new set directory under {parent} for {stamp}")
+
+
+def _fsync_directory(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Recorder:
+    """Records the set. `write` and `log` are called on the event loop; `write` never blocks."""
+
+    def __init__(self, config: RecorderConfig) -> None:
+        self.config = config
+        self.path = _new_set_directory(config.directory)  # this set's folder
+        self.audio_path = self.path / f"audio.{config.format}"
+        self.setlist_path = self.path / "setlist.jsonl"
+        self.dropped_chunks = 0  # chunks the writer thread had no room for (replaced by silence)
+        self.dropped_frames = 0  # samples in those chunks
+        self.frames_written = 0  # samples the writer thread has handed to libsndfile (on disk for "w64")
+        self._rate: int | None = None  # Hz, the first chunk's
+        self._origin = 0  # start_sample of the first chunk: the set's t = 0
+        self._position = 0  # samples into the set at the end of the latest chunk
+        self._error: BaseException | None = None
+        self._closed = False
+        self._setlist = os.open(self.setlist_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        _fsync_directory(self.path)
+        self._queue: queue.Queue[tuple[int, int, np.ndarray] | None] = queue.Queue(config.queue_chunks)
+        self._thread = threading.Thread(target=self._run, name="concert-recorder", daemon=True)
+        self._thread.start()
+
+    @property
+    def position_seconds(self) -> float:
+        """Seconds into the set, by audio sample position (the end of the latest chunk)."""
+        return self._position / self._rate if self._rate else 0.0
+
+    @property
+    def error(self) -> BaseException | None:
+        """What stopped the writer thread, if anything (later chunks are discarded)."""
+        return self._error
+
+    def write(self, chunk: Chunk) -> None:
+        """Queue the chunk for the writer thread; a full queue drops it (counted)."""
+        if self._closed:
+            raise RuntimeError("the recorder is closed")
+        pcm = np.asarray(chunk.pcm, dtype=np.float32)
+        if pcm.ndim != 1:
+            raise ValueError(f"chunk.pcm must be mono (samples,), got shape {pcm.shape}")
+        if self._rate is None:
+            self._rate, self._origin = chunk.sample_rate, chunk.start_sample
+        elif chunk.sample_rate != self._rate:
+            raise ValueError(f"chunk sample rate changed from {self._rate} Hz to {chunk.sample_rate} Hz")
+        offset = chunk.start_sample - self._origin
+        self._position = max(self._position, offset + len(pcm))
+        try:
+            self._queue.put_nowait((chunk.sample_rate, offset, pcm))
+        except queue.Full:
+            self.dropped_chunks += 1
+            self.dropped_frames += len(pcm)
+
+    def log(self, event: Mapping[str, object]) -> dict[str, object]:
+        """Append one setlist line (plus "t" and "wall"), flushed and fsynced; returns the record."""
+        if self._closed:
+            raise RuntimeError("the recorder is closed")
+        reserved = {"t", "wall"} & set(event)
+        if reserved:
+            raise ValueError(f"setlist events must not set {sorted(reserved)}: the recorder adds them")
+        record: dict[str, object] = {
+            "t": round(self.position_seconds, 3),
+            "wall": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            **event,
+        }
+        try:
+            line = json.dumps(record, ensure_ascii=False, allow_nan=False, separators=(",", ":")) + "\n"
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"setlist event is not plain JSON ({e}): {event!r}") from e
+        data = line.encode()
+        while data:  # one write in practice, so a crash leaves whole lines only
+            data = data[os.write(self._setlist, data) :]
+        os.fsync(self._setlist)
+        return record
+
+    def _run(self) -> None:
+        audio: sf.SoundFile | None = None
+        synced = 0
+        while (item := self._queue.get()) is not None:
+            if self._error is not None:
+                continue  # keep draining so close() can always finish
+            rate, offset, pcm = item
+            try:
+                if audio is None:
+                    kind, subtype = RECORD_FORMATS[self.config.format]
+                    audio = sf.SoundFile(
+                        self.audio_path, "w", samplerate=rate, channels=1, format=kind, subtype=subtype
+                    )
+                while self.frames_written < offset:  # a dropped chunk or a jump in the stream: silence
+                    gap = min(offset - self.frames_written, rate)
+                    audio.write(np.zeros(gap, np.float32))
+                    self.frames_written += gap
+                pcm = pcm[self.frames_written - offset :]  # skip anything already written
+                if len(pcm):
+                    audio.write(pcm)
+                    self.frames_written += len(pcm)
+                if self.frames_written - synced >= self.config.sync_seconds * rate:
+                    audio.flush()  # sf_write_sync: fsync
+                    synced = self.frames_written
+            except Exception as e:  # a full or failing disk must not take the show down
+                self._error = e
+        if audio is not None:
+            try:
+                audio.close()  # finalises the header
+            except Exception as e:
+                self._error = self._error or e
+
+    def close(self) -> None:
+        """Finish writing the queued audio and finalise both files. Raises if recording failed."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(None)  # may wait for the writer to make room: fine at shutdown
+        self._thread.join()
+        os.fsync(self._setlist)
+        os.close(self._setlist)
+        if self._error is not None:
+            raise RuntimeError(f"recording to {self.audio_path} failed: {self._error}") from self._error

@@ -1,0 +1,67 @@
+// The listener page: one big play/pause button for the endless /stream, plus now playing.
+import { $, el, setText, connect, prettyStyle, mixText, streamPlayer, mediaSession } from "./common.js";
+
+const labels = new Map();
+const audio = $("#audio");
+const btn = $("#play");
+const status = $("#player-status");
+
+const STATES = {
+  idle: ["▶", "Play", "Tap Play to listen"],
+  connecting: ["■", "Stop", "Connecting to the live stream…"],
+  playing: ["■", "Stop", "Playing live"],
+  retrying: ["■", "Stop", "Stream interrupted. Reconnecting…"],
+  blocked: ["▶", "Play", "Your browser blocked playback. Tap Play again."],
+};
+
+const player = streamPlayer(audio, (s) => {
+  const [icon, label, text] = STATES[s] ?? STATES.idle;
+  setText($("#play-icon"), icon);
+  setText($("#play-label"), label);
+  btn.dataset.state = s;
+  status.dataset.state = s;
+  setText(status, text);
+});
+btn.addEventListener("click", () => player.toggle());
+if ("mediaSession" in navigator) {
+  try {
+    navigator.mediaSession.setActionHandler("play", () => player.playing || player.play());
+    navigator.mediaSession.setActionHandler("pause", () => player.playing && player.stop());
+    navigator.mediaSession.setActionHandler("stop", () => player.playing && player.stop());
+  } catch {
+    /* not supported */
+  }
+}
+
+connect({
+  device: false,
+  onStatus(s) {
+    const box = $("#conn");
+    box.dataset.state = s === "open" ? "open" : "retrying";
+    setText($("#conn-text"), s === "open" ? "Live" : "Reconnecting…");
+  },
+  onMessage(msg) {
+    const s = msg.type === "hello" ? msg.state : msg.type === "state" ? msg : null;
+    if (!s) return;
+    for (const o of s.options ?? []) if (o.kind === "style") labels.set(o.id, o.label);
+    const np = s.now_playing ?? {};
+    setText($("#np-genre"), prettyStyle(np.genre, labels) || "—");
+    setText($("#np-bpm"), np.bpm ? `${Math.round(np.bpm)} BPM` : "");
+    setText($("#np-section"), np.section ? np.section[0].toUpperCase() + np.section.slice(1) : "");
+    setText($("#np-bar"), typeof s.bar === "number" ? `Bar ${s.bar}` : "");
+    const mix = np.mix ?? s.prompt ?? [];
+    setText($("#np-mix"), mixText(mix, labels) || "—");
+    const bar = $("#mixbar");
+    const segs = mix.filter((m) => m && m.weight > 0);
+    const key = segs.map((m) => `${m.style}:${m.weight}`).join("|");
+    if (bar.dataset.key !== key) {
+      bar.dataset.key = key;
+      bar.replaceChildren(...segs.map((m, i) => {
+        const seg = el("span", { class: `seg seg${i % 4}` });
+        seg.style.flexGrow = String(m.weight);
+        return seg;
+      }));
+    }
+    mediaSession(np, labels);
+  },
+});
