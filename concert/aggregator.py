@@ -41,7 +41,7 @@ MODES: tuple[str, ...] = ("democracy", "blend", "anarchy")
 STAY = "stay"  # option id of "keep the current mix" on both ballots
 
 _SUM_TOL = 1e-6  # how far from 1 the weights of a mix handed in may sum
-_SETTLE_TOL = 1e-9  # a result this close (per weight) to an input mix *is* that mix: no float churn
+_SETTLE_TOL = 1e-9  # a step ending this close (per weight) to its target *is* the target: no float creep
 
 
 # ---------------------------------------------------------------- mixes
@@ -58,16 +58,7 @@ def normalize(weights: Mapping[str, float], min_weight: float) -> Mix:
     style, or a weight that is negative, NaN or infinite.
     """
     _check_number("min_weight", min_weight, 0.0, 1.0)
-    items: list[tuple[str, float]] = []
-    for style, w in weights.items():
-        if not isinstance(style, str) or not style.strip():
-            raise ValueError(f"style must be a non-empty string, got {style!r}")
-        if isinstance(w, bool) or not isinstance(w, numbers.Real) or not math.isfinite(w):
-            raise ValueError(f"weight for style {style!r} must be a finite number, got {w!r}")
-        if w < 0:
-            raise ValueError(f"weight for style {style!r} must be >= 0, got {w!r}")
-        if w > 0:
-            items.append((style, float(w)))
+    items = [(s, float(w)) for s, w in weights.items() if _check_weight(s, w, allow_zero=True) > 0]
     if not items:
         raise ValueError(f"mix is empty or all its weights are zero: {dict(weights)!r}")
     top = max(w for _, w in items)
@@ -79,6 +70,16 @@ def normalize(weights: Mapping[str, float], min_weight: float) -> Mix:
         kept = _keep_shares(ranked, min_weight) or ranked[:1]
     total = math.fsum(w for _, w in kept)  # <= the full total, so every share only grows
     return _canonical((s, w / total) for s, w in kept)
+
+
+def _check_weight(style: object, w: object, allow_zero: bool) -> float:
+    if not isinstance(style, str) or not style.strip():
+        raise ValueError(f"style must be a non-empty string, got {style!r}")
+    if isinstance(w, bool) or not isinstance(w, numbers.Real) or not math.isfinite(w):
+        raise ValueError(f"weight for style {style!r} must be a finite number, got {w!r}")
+    if w < 0 or (w == 0 and not allow_zero):
+        raise ValueError(f"weight for style {style!r} must be {'>=' if allow_zero else '>'} 0, got {w!r}")
+    return float(w)
 
 
 def _keep_shares(items: list[tuple[str, float]], min_weight: float) -> list[tuple[str, float]]:
@@ -103,14 +104,10 @@ def validate_mix(mix: Sequence[tuple[str, float]]) -> Mix:
     for pair in pairs:
         if not isinstance(pair, tuple) or len(pair) != 2:
             raise ValueError(f"mix entries must be (style, weight) pairs, got {pair!r}")
-        style, w = pair
-        if not isinstance(style, str) or not style.strip():
-            raise ValueError(f"style must be a non-empty string, got {style!r}")
-        if style in seen:
-            raise ValueError(f"style {style!r} appears twice in the mix")
-        seen.add(style)
-        if isinstance(w, bool) or not isinstance(w, numbers.Real) or not math.isfinite(w) or w <= 0:
-            raise ValueError(f"weight for style {style!r} must be a finite number > 0, got {w!r}")
+        _check_weight(*pair, allow_zero=False)
+        if pair[0] in seen:
+            raise ValueError(f"style {pair[0]!r} appears twice in the mix")
+        seen.add(pair[0])
     total = math.fsum(w for _, w in pairs)
     if abs(total - 1.0) > _SUM_TOL:
         raise ValueError(f"mix weights must sum to 1, got {total!r} for {pairs!r}")
@@ -134,29 +131,45 @@ def l1_distance(a: Mix, b: Mix) -> float:
 
 
 def step_toward(previous: Mix, target: Mix, amount: float, min_weight: float) -> Mix:
-    """normalize((1 − amount)·previous + amount·target): move `amount` (0..1) of the way to `target`.
+    """Move `amount` (0..1) of the way from `previous` to `target`, keeping every weight >= min_weight.
 
-    Before pruning, the L1 change is amount·L1(previous, target) <= 2·amount;
-    pruning weights under `min_weight` adds at most 2·(the pruned mass). A result
-    within 1e-9 per weight of `previous` or `target` is returned as that mix, so
-    "no change" compares equal.
+    The blend (1 − amount)·previous + amount·target is then snapped toward the
+    target: a style the target does not hold is dropped once its share falls under
+    `min_weight`; a style the target holds is raised to `min_weight` (it is
+    arriving), the other shares rescaled to make room. So repeated steps always
+    converge on the target, and a result within 1e-9 per weight of it *is* the
+    target. The blend's L1 change is amount·L1(previous, target) <= 2·amount;
+    each snapped style adds less than 2·min_weight. `target` should hold no
+    weight under `min_weight` (every mix this module makes qualifies).
     """
     _check_number("amount", amount, 0.0, 1.0)
+    _check_number("min_weight", min_weight, 0.0, 1.0)
     prev, tgt = validate_mix(previous), validate_mix(target)
     if amount == 0.0 or prev == tgt:
         return prev
     p, t = dict(prev), dict(tgt)
-    raw = {s: (1.0 - amount) * p.get(s, 0.0) + amount * t.get(s, 0.0) for s in p.keys() | t.keys()}
-    return _settle(normalize(raw, min_weight), prev, tgt)
+    free = {s: (1.0 - amount) * p.get(s, 0.0) + amount * t.get(s, 0.0) for s in p.keys() | t.keys()}
+    pinned: dict[str, float] = {}  # arriving target styles held at min_weight
+    while True:
+        free = {s: w for s, w in free.items() if w > 0.0}
+        room = 1.0 - math.fsum(pinned.values())
+        if not free or room <= 0.0:
+            return tgt  # only arriving styles are left: nothing to blend with
+        scale = room / math.fsum(free.values())
+        low = [s for s, w in free.items() if w * scale < min_weight]
+        if not low:
+            break
+        for s in low:
+            if s in t:
+                pinned[s] = min_weight
+            del free[s]
+    new = _canonical([*pinned.items(), *((s, w * scale) for s, w in free.items())])
+    return _settle(new, tgt)
 
 
-def _settle(new: Mix, *candidates: Mix) -> Mix:
-    n = dict(new)
-    for cand in candidates:
-        c = dict(cand)
-        if all(abs(n.get(s, 0.0) - c.get(s, 0.0)) <= _SETTLE_TOL for s in n.keys() | c.keys()):
-            return cand
-    return new
+def _settle(new: Mix, target: Mix) -> Mix:
+    n, t = dict(new), dict(target)
+    return target if all(abs(n.get(s, 0.0) - t.get(s, 0.0)) <= _SETTLE_TOL for s in n.keys() | t.keys()) else new
 
 
 # ---------------------------------------------------------------- ballots
@@ -254,9 +267,9 @@ def _check_ballot(ballot: Sequence[Option], need_styles: bool) -> Ballot:
     return opts
 
 
-def _check_round_id(round_id: int) -> None:
-    if isinstance(round_id, bool) or not isinstance(round_id, int) or round_id < 0:
-        raise ValueError(f"round_id must be an integer >= 0, got {round_id!r}")
+def _check_int(name: str, v: object, lo: int) -> None:
+    if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+        raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
 
 
 # ---------------------------------------------------------------- direction rounds
@@ -269,14 +282,13 @@ class AggregatorConfig:
     quorum: int = 1  # votes needed for a round to change anything, >= 1
     min_weight: float = 0.05  # styles under this share are dropped from a mix, 0..0.5
     anarchy_step: float = 0.1  # share of the mix one anarchy vote moves toward its style, min_weight..1
-    anarchy_half_life_bars: float = 8.0  # bars for anarchy vote pressure to halve, > 0
+    anarchy_half_life_bars: float = 8.0  # bars for anarchy vote pressure to halve, >= 0.001
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
         _check_number("inertia", self.inertia, 0.0, 1.0)
-        if isinstance(self.quorum, bool) or not isinstance(self.quorum, int) or self.quorum < 1:
-            raise ValueError(f"quorum must be an integer >= 1, got {self.quorum!r}")
+        _check_int("quorum", self.quorum, 1)
         _check_number("min_weight", self.min_weight, 0.0, 0.5)
         _check_number("anarchy_step", self.anarchy_step, 0.0, 1.0)
         if self.anarchy_step <= 0 or self.anarchy_step < self.min_weight:
@@ -284,9 +296,7 @@ class AggregatorConfig:
                 f"anarchy_step must be > 0 and >= min_weight ({self.min_weight!r}) so one vote "
                 f"can bring a new style in, got {self.anarchy_step!r}"
             )
-        _check_number("anarchy_half_life_bars", self.anarchy_half_life_bars, 0.0, math.inf)
-        if self.anarchy_half_life_bars <= 0:
-            raise ValueError(f"anarchy_half_life_bars must be > 0, got {self.anarchy_half_life_bars!r}")
+        _check_number("anarchy_half_life_bars", self.anarchy_half_life_bars, 1e-3, math.inf)
 
 
 @dataclass(frozen=True)
@@ -313,7 +323,7 @@ def close_round(
     live mix as `previous`; the result's mix is the new home for `anarchy_decay`.
     The result does not depend on the order of `ballot` or `tallies`.
     """
-    _check_round_id(round_id)
+    _check_int("round_id", round_id, 0)
     opts = _check_ballot(ballot, need_styles=True)
     prev = validate_mix(previous)
     counts = count_votes([o.id for o in opts], tallies)
@@ -333,6 +343,8 @@ def close_round(
 
 
 def _blend_target(opts: Ballot, counts: Mapping[str, int], votes: int, prev: Mix, min_weight: float) -> Mix:
+    if counts.get(STAY, 0) == votes:
+        return prev
     parts: dict[str, list[float]] = {}
     for opt in opts:
         share = counts[opt.id] / votes
@@ -343,8 +355,6 @@ def _blend_target(opts: Ballot, counts: Mapping[str, int], votes: int, prev: Mix
                 parts.setdefault(s, []).append(share * w)
         else:
             parts.setdefault(opt.style, []).append(share)
-    if counts.get(STAY, 0) == votes:
-        return prev
     # fsum is exact, so the order of options (and of tallies) cannot change a bit of the result
     return normalize({s: math.fsum(ws) for s, ws in parts.items()}, min_weight)
 
@@ -372,8 +382,9 @@ def anarchy_vote(mix: Mix, style: str | None, cfg: AggregatorConfig) -> Mix:
 def anarchy_decay(mix: Mix, home: Mix, bars: float, cfg: AggregatorConfig) -> Mix:
     """Let `bars` bars of vote pressure decay: the distance to `home` halves every half-life.
 
-    new = normalize(home + 0.5**(bars / half_life)·(mix − home)); a result within
-    1e-9 per weight of home is home, so the mix settles exactly.
+    That is step_toward(mix, home, 1 − 0.5**(bars / half_life)): styles only the
+    votes brought in fade out, home styles the votes pushed out come back, and the
+    mix settles on home exactly.
     """
     _check_number("bars", bars, 0.0, math.inf)
     keep = 0.5 ** (bars / cfg.anarchy_half_life_bars)
@@ -424,10 +435,10 @@ class Live:
 
 @dataclass(frozen=True)
 class MoveConfig:
-    energy_step: float = 0.15  # energy added/removed per energy move, 0..1 scale
-    bpm_step: float = 4.0  # tempo added/removed per faster/slower move, beats per minute
+    energy_step: float = 0.15  # energy added/removed per energy move, 0..1 scale (0 disables the moves)
+    bpm_step: float = 4.0  # tempo added/removed per faster/slower move, beats per minute, 0..60
     energy_limit: float = 0.5  # |energy_offset| never exceeds this, 0..1 scale
-    bpm_limit: float = 30.0  # |bpm_offset| never exceeds this, beats per minute
+    bpm_limit: float = 30.0  # |bpm_offset| never exceeds this, beats per minute, 0..120
 
     def __post_init__(self) -> None:
         _check_number("energy_step", self.energy_step, 0.0, 1.0)
@@ -461,9 +472,8 @@ def close_moves(
     Same counting and tie-break as `close_round`; under `quorum` votes the winner
     is "stay". Tallies for ids outside MOVES are ignored.
     """
-    _check_round_id(round_id)
-    if isinstance(quorum, bool) or not isinstance(quorum, int) or quorum < 1:
-        raise ValueError(f"quorum must be an integer >= 1, got {quorum!r}")
+    _check_int("round_id", round_id, 0)
+    _check_int("quorum", quorum, 1)
     counts = count_votes(MOVES, tallies)
     winner = pick_winner(round_id, counts) if sum(counts.values()) >= quorum else STAY
     return winner, apply_move(live, winner, cfg)

@@ -71,7 +71,7 @@ async def qr_svg(request: Request) -> Response:
 
 
 async def stream(request: Request) -> Response:
-    return await _rt(request).stream.response()
+    return await _rt(request).stream.endpoint(request)
 
 
 def _authorised(request: Request) -> bool:

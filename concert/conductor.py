@@ -215,7 +215,9 @@ class Conductor:
         promoted: tuple[agg.Option, ...] = ()
         if close_direction:
             d_tallies = self._live_tallies(direction, await self.store.close_round(direction.id))
-            result = agg.close_round(direction.id, direction.live_options(), d_tallies, self.mix, self.config.aggregator)
+            result = agg.close_round(
+                direction.id, direction.live_options(), d_tallies, self.mix, self.config.aggregator
+            )
             if self.mode != "anarchy":
                 self.mix = result.mix
             self.home = self.mix

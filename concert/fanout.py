@@ -63,7 +63,7 @@ class Fanout:
                 continue
             try:
                 await asyncio.wait_for(sub.send(frame), self.send_timeout)
-            except (asyncio.TimeoutError, Exception):
+            except (TimeoutError, Exception):
                 self.dropped += 1
                 sub.closed = True
                 self._subs.discard(sub)

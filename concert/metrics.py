@@ -38,9 +38,13 @@ class RuntimeCollector(Collector):
         yield CounterMetricFamily("concert_votes", "Votes acknowledged", value=c.votes)
         yield GaugeMetricFamily("concert_clients", "Websocket clients connected", value=rt.clients)
         yield CounterMetricFamily("concert_underruns", "Blocks the source could not supply in time", value=s.underruns)
-        yield CounterMetricFamily("concert_late_chunks", "Source chunks that arrived after a starved read", value=s.late_chunks)
+        yield CounterMetricFamily(
+            "concert_late_chunks", "Source chunks that arrived after a starved read", value=s.late_chunks
+        )
         yield GaugeMetricFamily("concert_engine_rtf", "Source compute seconds per audio second (recent)", value=s.rtf)
-        yield GaugeMetricFamily("concert_lookahead_seconds", "Audio rendered ahead of playback", value=rt.lookahead.buffered_seconds)
+        yield GaugeMetricFamily(
+            "concert_lookahead_seconds", "Audio rendered ahead of playback", value=rt.lookahead.buffered_seconds
+        )
         yield CounterMetricFamily("concert_rounds", "Rounds closed", value=c.rounds)
         yield CounterMetricFamily("concert_late_landings", "Changes that landed after their bar", value=c.late_landings)
         yield GaugeMetricFamily("concert_stream_listeners", "HTTP stream listeners", value=rt.stream.listeners)

@@ -10,6 +10,8 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+from engine.synth.source import StyleSynth, SynthConfig
+
 from concert import aggregator as agg
 from concert.conductor import Conductor, ConductorConfig
 from concert.config import ServeConfig
@@ -25,7 +27,6 @@ from concert.store.base import Store
 from engine.lookahead import Lookahead, LookaheadConfig
 from engine.prompt import Prompt
 from engine.source import AudioSource
-from engine.synth.source import StyleSynth, SynthConfig
 
 log = logging.getLogger(__name__)
 

@@ -29,11 +29,33 @@ GENRES: tuple[Genre, ...] = (
     Genre("house", "House", 124, 118, 130, "minor", 0.65, 0.55, ("house", "deep", "disco", "garage")),
     Genre("techno", "Techno", 130, 125, 140, "minor", 0.75, 0.4, ("techno", "industrial", "warehouse", "minimal")),
     Genre("trance", "Trance", 138, 132, 145, "minor", 0.75, 0.7, ("trance", "euphoric", "uplifting", "psy")),
-    Genre("drum-and-bass", "Drum & Bass", 174, 165, 180, "minor", 0.8, 0.55, ("dnb", "drum", "bass", "jungle", "liquid", "neuro")),
-    Genre("hip-hop", "Hip-Hop", 90, 80, 100, "minor", 0.55, 0.45, ("hip", "hop", "hiphop", "rap", "boom", "bap", "trap")),
+    Genre(
+        "drum-and-bass",
+        "Drum & Bass",
+        174,
+        165,
+        180,
+        "minor",
+        0.8,
+        0.55,
+        ("dnb", "drum", "bass", "jungle", "liquid", "neuro"),
+    ),
+    Genre(
+        "hip-hop", "Hip-Hop", 90, 80, 100, "minor", 0.55, 0.45, ("hip", "hop", "hiphop", "rap", "boom", "bap", "trap")
+    ),
     Genre("lofi", "Lo-fi", 80, 70, 90, "major", 0.35, 0.3, ("lofi", "lo-fi", "chill", "study", "jazzy", "mellow")),
     Genre("ambient", "Ambient", 70, 60, 80, "major", 0.15, 0.4, ("ambient", "drone", "calm", "space", "pads", "relax")),
-    Genre("synthwave", "Synthwave", 100, 85, 118, "minor", 0.6, 0.7, ("synthwave", "retro", "80s", "outrun", "neon", "synth")),
+    Genre(
+        "synthwave",
+        "Synthwave",
+        100,
+        85,
+        118,
+        "minor",
+        0.6,
+        0.7,
+        ("synthwave", "retro", "80s", "outrun", "neon", "synth"),
+    ),
 )
 
 GENRE_IDS: tuple[str, ...] = tuple(g.id for g in GENRES)

@@ -253,7 +253,7 @@ function renderBallot(list, key, round, options, tallies, votes) {
     const count = tallies?.[o.id] ?? 0;
     const pct = total ? Math.round((count * 100) / total) : 0;
     setText(row.label, o.label);
-    setText(row.tag, o.kind === "suggestion" ? "crowd idea" : o.kind === "stay" ? "keep going" : "");
+    setText(row.tag, o.kind === "suggestion" ? "crowd idea" : "");
     row.tag.hidden = !row.tag.textContent;
     setText(row.count, `${count} · ${pct}%`);
     setText(row.sr, `, ${plural(count, "vote", "votes")}, ${pct} percent${o.kind === "suggestion" ? ", crowd suggestion" : ""}`);

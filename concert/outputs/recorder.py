@@ -4,14 +4,12 @@
         audio.w64       16-bit PCM at the source rate, written as it plays
         setlist.jsonl   one JSON object per event: {"t": s into the set, "wall": ISO UTC, ...}
 
-Why Wave64 and not FLAC: libsndfile writes a FLAC file's length into its header
-only at close, and cannot read one that was never closed (a SIGKILL, a power
-cut), so a crashed FLAC set is lost to soundfile. A Wave64 (or WAV) file whose
-header was never finalised is read to the end of its data, which the tests
-check by SIGKILLing a recording; unlike WAV, Wave64 has no 4 GiB limit, so a
-24-hour set fits (about 4 GiB a day at 24 kHz). "ogg" (Vorbis) is about
-fifteen times smaller and also survives a crash, minus the last page or two
-still in the encoder (about a second of audio).
+Why Wave64 (16-bit PCM): it must survive a SIGKILL or a power cut. libsndfile
+writes a FLAC file's length into its header only at close and cannot read one
+that was never closed; Ogg Vorbis survives but loses the last 1.5-3 s still in
+the encoder. A Wave64 (or WAV) file whose header was never finalised is read to
+the end of its data, which the tests check by SIGKILLing a recording, and unlike
+WAV, Wave64 has no 4 GiB limit: a 24-hour set at 24 kHz is about 4 GiB.
 
 The event loop only queues chunks; a writer thread does the disk work. A full
 queue drops the chunk (counted) and the writer fills the gap with silence, so
@@ -35,17 +33,20 @@ import soundfile as sf
 
 from engine.source import Chunk
 
-RECORD_FORMATS: dict[str, tuple[str, str]] = {  # name: (libsndfile format, subtype); all readable after a crash
+RECORD_FORMATS: dict[str, tuple[str, str]] = {  # name: (libsndfile format, subtype); readable after a crash
     "w64": ("W64", "PCM_16"),
-    "ogg": ("OGG", "VORBIS"),
 }
-_REFUSED = {"flac": "FLAC is not readable after a crash (its length is written at close)"}
+_REFUSED = {
+    "flac": "libsndfile cannot read a FLAC file that was not closed, so a crash would lose the set",
+    "ogg": "Ogg Vorbis loses the last seconds still in the encoder on a crash",
+    "wav": "WAV stops at 4 GiB, about a day at 24 kHz; w64 is the same PCM without that limit",
+}
 
 
 @dataclass(frozen=True)
 class RecorderConfig:
     directory: Path  # each set is recorded into a new DIR/<UTC timestamp>/
-    format: str = "w64"  # "w64" (lossless PCM_16) or "ogg" (Vorbis); see the module docstring
+    format: str = "w64"  # file format, a RECORD_FORMATS key; see the module docstring for why w64
     queue_chunks: int = 256  # chunks waiting for the writer thread before writes are dropped
     sync_seconds: float = 10.0  # audio between fsyncs of the audio file (power-cut safety)
 
@@ -90,7 +91,7 @@ class Recorder:
         self.setlist_path = self.path / "setlist.jsonl"
         self.dropped_chunks = 0  # chunks the writer thread had no room for (replaced by silence)
         self.dropped_frames = 0  # samples in those chunks
-        self.frames_written = 0  # samples the writer thread has handed to libsndfile (on disk for "w64")
+        self.frames_written = 0  # samples the writer thread has written to the audio file
         self._rate: int | None = None  # Hz, the first chunk's
         self._origin = 0  # start_sample of the first chunk: the set's t = 0
         self._position = 0  # samples into the set at the end of the latest chunk
@@ -190,7 +191,9 @@ class Recorder:
         if self._closed:
             return
         self._closed = True
-        self._queue.put(None)  # may wait for the writer to make room: fine at shutdown
+        if self._rate is not None:  # pad with silence up to the set's end if its last chunks were dropped
+            self._queue.put((self._rate, self._position, np.zeros(0, np.float32)))  # may wait: fine at shutdown
+        self._queue.put(None)
         self._thread.join()
         os.fsync(self._setlist)
         os.close(self._setlist)

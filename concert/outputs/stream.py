@@ -213,7 +213,9 @@ class Listener:
     def __enter__(self) -> Listener:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
 
@@ -236,9 +238,9 @@ class Mp3Stream:
         self._burst: deque[bytes] = deque()
         rate = self.config.sample_rate
         self._frame_samples = 1152 if rate in _MPEG1_RATES else 576  # samples per Layer III frame
-        self._burst_frames = max(1, math.ceil(self.config.burst_seconds * rate / self._frame_samples))
-        if self.config.burst_seconds == 0:
-            self._burst_frames = 0
+        self._burst_frames = math.ceil(self.config.burst_seconds * rate / self._frame_samples)  # 0: no burst
+        if "MP3" not in sf.available_formats():
+            raise RuntimeError(f"libsndfile {sf.__libsndfile_version__} cannot write MP3: it needs libsndfile >= 1.1")
         self._encoder: sf.SoundFile | None = sf.SoundFile(
             self._sink,
             mode="w",
@@ -331,7 +333,9 @@ class Mp3Stream:
         try:
             listener = self.subscribe()
         except (TooManyListenersError, StreamClosedError) as e:
-            return PlainTextResponse(str(e), status_code=503, headers={"Cache-Control": "no-store", "Retry-After": "60"})
+            return PlainTextResponse(
+                str(e), status_code=503, headers={"Cache-Control": "no-store", "Retry-After": "60"}
+            )
 
         async def body() -> AsyncIterator[bytes]:
             with listener:
@@ -341,7 +345,9 @@ class Mp3Stream:
         return StreamingResponse(body(), media_type="audio/mpeg", headers={"Cache-Control": "no-store"})
 
     async def endpoint(self, request: Request) -> Response:
-        """Mount as `Route("/stream", stream.endpoint)`."""
+        """Mount as `Route("/stream", stream.endpoint)` (GET; HEAD gets the headers without subscribing)."""
+        if request.method == "HEAD":
+            return Response(media_type="audio/mpeg", headers={"Cache-Control": "no-store"})
         return self.response()
 
     def close(self) -> None:

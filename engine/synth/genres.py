@@ -39,6 +39,7 @@ HOUSE = GenreSpec(
     duck=0.35,
     music_cutoff=(900.0, 7000.0),
     reverb_music=0.25,
+    music_level=1.6,
 )
 
 TECHNO = GenreSpec(
@@ -71,6 +72,8 @@ TECHNO = GenreSpec(
     music_cutoff=(700.0, 6000.0),
     reverb_music=0.45,
     reverb_drums=0.08,
+    drums_level=0.7,
+    music_level=1.6,
 )
 
 TRANCE = GenreSpec(
@@ -95,6 +98,8 @@ TRANCE = GenreSpec(
     reverb_music=0.3,
     lead_density=0.6,
     lead_echo=0.35,
+    drums_level=0.8,
+    music_level=1.4,
 )
 
 DRUM_AND_BASS = GenreSpec(
@@ -124,6 +129,7 @@ DRUM_AND_BASS = GenreSpec(
     bass_cutoff=(250.0, 1100.0),
     music_cutoff=(900.0, 8000.0),
     lead_density=0.45,
+    music_level=1.3,
 )
 
 HIP_HOP = GenreSpec(
@@ -156,6 +162,8 @@ HIP_HOP = GenreSpec(
     crackle=0.12,
     lead_density=0.3,
     lead_echo=0.0,
+    bass_level=0.65,
+    music_level=1.3,
 )
 
 LOFI = GenreSpec(
@@ -190,6 +198,7 @@ LOFI = GenreSpec(
     crackle=0.5,
     lead_density=0.25,
     lead_echo=0.0,
+    music_level=1.5,
 )
 
 AMBIENT = GenreSpec(
@@ -240,6 +249,8 @@ SYNTHWAVE = GenreSpec(
     reverb_music=0.3,
     lead_density=0.35,
     lead_echo=0.35,
+    drums_level=1.2,
+    music_level=1.6,
 )
 
 SPECS: tuple[GenreSpec, ...] = (HOUSE, TECHNO, TRANCE, DRUM_AND_BASS, HIP_HOP, LOFI, AMBIENT, SYNTHWAVE)

@@ -15,11 +15,11 @@ import httpx
 import numpy as np
 import pytest
 import soundfile as sf
+from engine.synth.analysis import estimate_bpm
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from engine.styles import genre
-from engine.synth.analysis import estimate_bpm
 from tests.support.server import Server, serve
 
 pytestmark = pytest.mark.slow
@@ -82,8 +82,9 @@ class StreamTap:
 @pytest.fixture(scope="module")
 def slow_rounds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """Long rounds (16 bars), so protocol tests never race a round close."""
-    with serve("--round-bars", "16", "--song-phrases", "1", "--dj-token", "sesame",
-               log_dir=tmp_path_factory.mktemp("srv")) as s:
+    with serve(
+        "--round-bars", "16", "--song-phrases", "1", "--dj-token", "sesame", log_dir=tmp_path_factory.mktemp("srv")
+    ) as s:
         yield s
 
 
@@ -109,18 +110,35 @@ def test_a_vote_changes_the_prompt_and_the_music_on_the_next_phrase(
                     break
                 assert r["code"] == "wrong_round", r
             assert target is not None
-            voted = until(ws, lambda m: m["type"] == "state" and m["tallies"].get(target, 0) >= 1
-                          or m["type"] == "state" and (m["last_result"] or {}).get("winner") == target, 10, "tally")
+            voted = until(
+                ws,
+                lambda m: (
+                    m["type"] == "state"
+                    and m["tallies"].get(target, 0) >= 1
+                    or m["type"] == "state"
+                    and (m["last_result"] or {}).get("winner") == target
+                ),
+                10,
+                "tally",
+            )
             assert voted
-            result = until(ws, lambda m: m["type"] == "state" and (m["last_result"] or {}).get("winner") == target,
-                           15, "the round result")
+            result = until(
+                ws,
+                lambda m: m["type"] == "state" and (m["last_result"] or {}).get("winner") == target,
+                15,
+                "the round result",
+            )
             assert result["prompt"][0]["style"] == target  # the crowd's choice leads the mix
             assert result["last_result"]["lands_at_bar"] >= result["bar"]
             goal = genre(target).bpm
             landed = until(ws, lambda m: m["type"] == "state" and m["now_playing"]["genre"] == target, 20, "landing")
             assert landed["bar"] >= result["last_result"]["lands_at_bar"]
-            until(ws, lambda m: m["type"] == "state"
-                  and abs(m["now_playing"]["bpm"] - goal) < abs(124 - goal) * 0.4, 30, "the tempo glide")
+            until(
+                ws,
+                lambda m: m["type"] == "state" and abs(m["now_playing"]["bpm"] - goal) < abs(124 - goal) * 0.4,
+                30,
+                "the tempo glide",
+            )
             time.sleep(8)
         pcm, sr = tap.audio()
     before = estimate_bpm(pcm[: 4 * sr], sr)
@@ -222,8 +240,13 @@ def test_http_endpoints(slow_rounds: Server) -> None:
     assert st["closes_in"] > 0
     with urllib.request.urlopen(f"{slow_rounds.http}/metrics", timeout=10) as r:
         text = r.read().decode()
-    for name in ("concert_votes_total", "concert_clients", "concert_underruns_total", "concert_engine_rtf",
-                 "concert_steering_latency_seconds"):
+    for name in (
+        "concert_votes_total",
+        "concert_clients",
+        "concert_underruns_total",
+        "concert_engine_rtf",
+        "concert_steering_latency_seconds",
+    ):
         assert f"\n{name}" in text or text.startswith(name), name
     with urllib.request.urlopen(f"{slow_rounds.http}/qr.svg", timeout=10) as r:
         assert b"<svg" in r.read()
@@ -244,8 +267,11 @@ def test_dj_controls(slow_rounds: Server) -> None:
         assert reply(ws, {"type": "vote", "round": st["round"], "option": "stay"})["type"] == "ack"
         status, body = get_json(f"{base}/prompt", "sesame", {"prompt": [{"style": "Drake type beat", "weight": 1}]})
         assert status == 400 and "Drake" in body["message"]
-        status, body = get_json(f"{base}/prompt", "sesame",
-                                {"prompt": [{"style": "techno", "weight": 3}, {"style": "ambient", "weight": 1}]})
+        status, body = get_json(
+            f"{base}/prompt",
+            "sesame",
+            {"prompt": [{"style": "techno", "weight": 3}, {"style": "ambient", "weight": 1}]},
+        )
         assert status == 200
         m = until(ws, lambda m: m["type"] == "state" and m["prompt"][0]["style"] == "techno", 10, "override")
         assert m["prompt"][0]["weight"] == pytest.approx(0.75)

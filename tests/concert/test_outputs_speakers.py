@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from concert.outputs import Output, PcmRing, Speakers, SpeakersConfig, SpeakersUnavailableError
+from concert.outputs import PcmRing, Speakers, SpeakersConfig, SpeakersUnavailableError
 
 
 def test_ring_wraps_around_and_never_overfills() -> None:

@@ -225,7 +225,7 @@ def test_uvicorn_serves_a_decodable_mp3_stream_and_refuses_beyond_the_limit(tmp_
     block = RATE // 20  # 50 ms chunks, written in real time
 
     async def pump() -> None:
-        signal = _signal(600.0)
+        signal = _signal(30.0)  # far more than the test reads
         for chunk in _chunks(signal, block):
             stream.write(chunk)
             await asyncio.sleep(block / RATE)
@@ -245,6 +245,7 @@ def test_uvicorn_serves_a_decodable_mp3_stream_and_refuses_beyond_the_limit(tmp_
             assert response.status_code == 200
             assert response.headers["content-type"] == "audio/mpeg"
             assert response.headers["cache-control"] == "no-store"
+            assert client.head(f"{url}/stream").headers["content-type"] == "audio/mpeg"  # no slot taken
             refused = client.get(f"{url}/stream")
             assert refused.status_code == 503
             assert "full" in refused.text
@@ -252,6 +253,10 @@ def test_uvicorn_serves_a_decodable_mp3_stream_and_refuses_beyond_the_limit(tmp_
                 data += piece
                 if len(data) >= wanted:
                     break
+        deadline = time.monotonic() + 20  # a guard against hanging, not a timing assertion
+        while stream.listeners:  # the server notices the hang-up and unsubscribes
+            assert time.monotonic() < deadline, "the listener was not released after the client left"
+            time.sleep(0.02)
     assert data[0] == 0xFF and data[1] & 0xE0 == 0xE0
     pcm, rate = _decode(bytes(data), tmp_path)
     assert rate == 44100

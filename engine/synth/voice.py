@@ -1,0 +1,165 @@
+"""One genre's layer of the mix: its kit, its buses and how a bar of it is rendered.
+
+Buses: drums (low-pass by brightness), bass and music (high-passed, low-pass by
+brightness and section: closed in intros, opening through builds), and fx
+(vinyl crackle). Bass and music duck under the kick by `spec.duck`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.synth.arrange import BarContext, arrange
+from engine.synth.bus import Bus
+from engine.synth.config import SynthConfig
+from engine.synth.drums import build_kit
+from engine.synth.filters import bandpass, highpass, lowpass
+from engine.synth.instruments import NoteRenderer
+from engine.synth.specs import GenreSpec
+from engine.synth.tempo import BarGrid
+
+SWEEP_BLOCKS = 8  # sub-blocks per bar in which a moving cutoff is re-designed
+
+
+@dataclass(frozen=True)
+class Span:
+    """A control over one bar: its value at the downbeat and at the next downbeat."""
+
+    start: float
+    end: float
+
+    @property
+    def mid(self) -> float:
+        return 0.5 * (self.start + self.end)
+
+    def at(self, fraction: float) -> float:
+        return self.start + (self.end - self.start) * fraction
+
+
+def opening(section: str, build: Span) -> Span:
+    """Filter opening factor (multiplies low-pass cutoffs) for a section."""
+    if section == "build":
+        return Span(0.15 + 0.85 * build.start**1.5, 0.15 + 0.85 * build.end**1.5)
+    factor = {"intro": 0.45, "breakdown": 0.7}.get(section, 1.0)
+    return Span(factor, factor)
+
+
+class GenreVoice:
+    def __init__(self, spec: GenreSpec, index: int, config: SynthConfig, notes: NoteRenderer) -> None:
+        self.spec = spec
+        self.index = index
+        self.sr = config.sample_rate
+        self.seed = config.seed
+        self.notes = notes
+        self.kit = build_kit(spec.kit, self.sr, np.random.default_rng([config.seed, 17, index]))
+        declick = max(1, round(config.declick_seconds * self.sr))
+        self.buses = {
+            "drums": Bus(1, declick),
+            "bass": Bus(1, declick),
+            "music": Bus(2, declick),
+            "fx": Bus(2, declick),
+        }
+        self._duck = self._duck_shape()
+        self._click = (np.exp(-np.arange(24) / 3.0) * np.sign(np.sin(np.arange(24) * 2.1))).astype(np.float32)
+        self._duck_carry = np.zeros(0, dtype=np.float32)  # (k,) duck gain continuing into the next bar
+        self.playing = False
+
+    def _duck_shape(self) -> np.ndarray:
+        """(k,) gain dip after a kick: 4 ms down, ~180 ms back up."""
+        down = round(0.004 * self.sr)
+        up = np.arange(round(0.35 * self.sr)) / self.sr  # (k,) seconds
+        shape = np.concatenate([np.linspace(1.0, 0.0, down, endpoint=False), np.exp(-up / 0.06)])
+        return (1.0 - self.spec.duck * shape).astype(np.float32)
+
+    def silence(self) -> None:
+        for bus in self.buses.values():
+            bus.reset()
+        self._duck_carry = np.zeros(0, dtype=np.float32)
+        self.playing = False
+
+    def _cutoffs(self, lo_hi: tuple[float, float], brightness: Span, open_: Span) -> list[float]:
+        lo, hi = lo_hi
+        blocks = 1 if brightness.start == brightness.end and open_.start == open_.end else SWEEP_BLOCKS
+        fr = [(i + 0.5) / blocks for i in range(blocks)]
+        return [lo * (hi / lo) ** brightness.at(f) * open_.at(f) for f in fr]
+
+    def render(
+        self, ctx: BarContext, grid: BarGrid, energy: Span, brightness: Span, weight: Span, build: Span
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """One bar: (n,) dry output and (n,) reverb send, float32."""
+        spec, sr, n = self.spec, self.sr, grid.samples
+        rng = np.random.default_rng([self.seed, ctx.bar, self.index])
+        hits, notes = arrange(spec, ctx, rng)
+        parts: dict[str, list[tuple[int, np.ndarray]]] = {k: [] for k in self.buses}
+        kicks = []
+        for h in hits:
+            off = grid.offset(h.beat)
+            if spec.humanize > 0 and h.beat > 0:
+                off = max(0, off + round(rng.normal(0.0, spec.humanize) * sr))
+            if h.voice == "kick":
+                kicks.append(off)
+            parts["drums"].append((off, self.kit[h.voice] * np.float32(h.gain)))
+        for nt in notes:
+            off = grid.offset(nt.beat)
+            gate = grid.offset(nt.beat + nt.beats) - off
+            parts[nt.bus].append((off, self.notes.note(nt.timbre, nt.midi, gate, nt.gain, rng)))
+        if spec.crackle > 0:
+            parts["fx"] += self._crackle(n, rng)
+        self.playing = True
+
+        open_ = opening(ctx.section, build)
+        drums = self.buses["drums"]
+        x_drums = drums.mix(n, parts["drums"])
+        x_drums = drums.filter.sweep([lowpass(c, sr) for c in self._cutoffs(spec.drums_cutoff, brightness, Span(1, 1))], x_drums)
+        bass = self.buses["bass"]
+        x_bass = bass.mix(n, parts["bass"])
+        x_bass = bass.filter.sweep([lowpass(c, sr, 0.9) for c in self._cutoffs(spec.bass_cutoff, brightness, open_)], x_bass)
+        music = self.buses["music"]
+        x_music = music.mix(n, parts["music"])
+        hp = highpass(140.0, sr)
+        designs = [np.vstack([hp, lowpass(c, sr, 0.8)]) for c in self._cutoffs(spec.music_cutoff, brightness, open_)]
+        x_music = music.filter.sweep(designs, x_music)
+        fx = self.buses["fx"]
+        x_fx = fx.mix(n, parts["fx"])
+        if spec.crackle > 0:
+            x_fx = fx.filter.process(np.vstack([highpass(300.0, sr), bandpass(3000.0, sr, 0.4)]), x_fx)
+
+        if spec.duck > 0 and (kicks or len(self._duck_carry)):
+            duck = self._duck_curve(n, kicks)
+            x_bass = x_bass * duck
+            x_music = x_music * duck
+
+        def lvl(bus: str, base: float, e_amt: float) -> np.ndarray | float:
+            g0 = base * (1 - e_amt + e_amt * energy.start) * weight.start
+            g1 = base * (1 - e_amt + e_amt * energy.end) * weight.end
+            return self.buses[bus].gain(g0, g1, n)
+
+        d = x_drums * lvl("drums", spec.drums_level, 0.45)
+        b = x_bass * lvl("bass", spec.bass_level, 0.3)
+        m = x_music * lvl("music", spec.music_level, 0.25)
+        f = x_fx * lvl("fx", spec.crackle, 0.0)
+        out = d + b + m + f  # (n,)
+        send = spec.reverb_drums * d + spec.reverb_music * m  # (n,)
+        return out.astype(np.float32), send.astype(np.float32)
+
+    def _duck_curve(self, n: int, kicks: list[int]) -> np.ndarray:
+        """(n,) sidechain gain; a dip that outlasts the bar continues in the next one."""
+        k = len(self._duck)
+        curve = np.ones(max([n, len(self._duck_carry)] + [o + k for o in kicks]), dtype=np.float32)
+        curve[: len(self._duck_carry)] = self._duck_carry
+        for o in kicks:
+            np.minimum(curve[o : o + k], self._duck, out=curve[o : o + k])
+        tail = curve[n:]
+        self._duck_carry = tail.copy() if np.any(tail < 1.0) else np.zeros(0, dtype=np.float32)
+        return curve[:n]
+
+    def _crackle(self, n: int, rng: np.random.Generator) -> list[tuple[int, np.ndarray]]:
+        """Vinyl: a bed of hiss and sparse clicks of random size."""
+        hiss = (rng.standard_normal(n) * 0.025).astype(np.float32)
+        parts = [(0, hiss)]
+        count = rng.poisson(7.0 * n / self.sr)
+        for o, a in zip(rng.integers(0, n, count), rng.uniform(0.05, 0.5, count), strict=True):
+            parts.append((int(o), self._click * np.float32(a * rng.choice([-1.0, 1.0]))))
+        return parts
