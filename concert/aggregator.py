@@ -95,23 +95,23 @@ def validate_mix(mix: Sequence[tuple[str, float]]) -> Mix:
     """`mix` in canonical order, after checking it is a mix (raises ValueError naming what is wrong).
 
     Weights are not renormalised (so an unchanged mix compares equal); they must
-    be finite, > 0, and sum to 1 within 1e-6; styles must be distinct.
+    be finite, > 0, and sum to 1 within 1e-6; styles must be distinct. Pairs may
+    be lists (a mix read back from JSON).
     """
-    pairs = tuple(mix)
+    pairs: dict[str, float] = {}
+    for pair in mix:
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise ValueError(f"mix entries must be (style, weight) pairs, got {pair!r}")
+        w = _check_weight(*pair, allow_zero=False)
+        if pair[0] in pairs:
+            raise ValueError(f"style {pair[0]!r} appears twice in the mix")
+        pairs[pair[0]] = w
     if not pairs:
         raise ValueError("mix is empty: give at least one (style, weight) pair")
-    seen: set[str] = set()
-    for pair in pairs:
-        if not isinstance(pair, tuple) or len(pair) != 2:
-            raise ValueError(f"mix entries must be (style, weight) pairs, got {pair!r}")
-        _check_weight(*pair, allow_zero=False)
-        if pair[0] in seen:
-            raise ValueError(f"style {pair[0]!r} appears twice in the mix")
-        seen.add(pair[0])
-    total = math.fsum(w for _, w in pairs)
+    total = math.fsum(pairs.values())
     if abs(total - 1.0) > _SUM_TOL:
         raise ValueError(f"mix weights must sum to 1, got {total!r} for {pairs!r}")
-    return _canonical(pairs)
+    return _canonical(pairs.items())
 
 
 def mix_of(style: str) -> Mix:
@@ -201,9 +201,10 @@ STAY_OPTION = Option(STAY, "Keep this vibe", None)
 def direction_ballot(current: Mix, candidates: Sequence[Option]) -> Ballot:
     """The direction ballot: the stay option first, then `candidates` in order, de-duplicated.
 
-    Dropped: any candidate with id "stay" (the canonical stay option is always
-    first), a repeated id or style (first one wins), and a candidate whose style
-    alone *is* the current mix (winning it would change nothing, like "stay").
+    Dropped: any candidate with id "stay" or without a style (the canonical stay
+    option is always first), a repeated id or style (first one wins), and a
+    candidate whose style alone *is* the current mix (winning it would change
+    nothing, like "stay").
     """
     cur = validate_mix(current)
     ids, styles = {STAY}, set()

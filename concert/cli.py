@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from concert.config import BACKENDS, MODES, OUTPUTS, ServeConfig
@@ -72,6 +73,7 @@ def _render(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     import json
 
+    result: Mapping[str, object]
     if args.what == "synth":
         from engine.synth.bench import bench_synth
 

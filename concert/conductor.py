@@ -15,10 +15,10 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
 from concert import aggregator as agg
-from concert.moderation import ModerationConfig, SuggestionRefused, moderate
+from concert.moderation import Moderator, SuggestionRefused
 from concert.protocol import ProtocolError
 from concert.rounds import Schedule
 from concert.store.base import RoundClosedError, Store, UnknownSuggestionError
@@ -29,7 +29,7 @@ from engine.styles import GENRES, UnknownStyleError, genre
 
 log = logging.getLogger(__name__)
 
-SetlistLog = Callable[[Mapping[str, object]], None]
+SetlistLog = Callable[[Mapping[str, object]], object]
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,6 @@ class ConductorConfig:
     schedule: Schedule = field(default_factory=Schedule)
     aggregator: agg.AggregatorConfig = field(default_factory=agg.AggregatorConfig)
     moves: agg.MoveConfig = field(default_factory=agg.MoveConfig)
-    moderation: ModerationConfig = field(default_factory=ModerationConfig)
     start_style: str = "house"  # genre id the set opens with
     style_options: int = 3  # genres offered per direction round besides "stay"
     suggestion_options: int = 2  # top crowd suggestions promoted into each direction round
@@ -79,8 +78,7 @@ class Conductor:
         store: Store,
         source: AudioSource,
         *,
-        artists: frozenset[str],
-        blocked: frozenset[str],
+        moderator: Moderator,
         setlist: SetlistLog | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -88,8 +86,7 @@ class Conductor:
         self.config = config
         self.store = store
         self.source = source
-        self.artists = artists
-        self.blocked = blocked
+        self.moderator = moderator
         self.setlist = setlist
         self.clock = clock
         self.mode = config.aggregator.mode
@@ -131,13 +128,12 @@ class Conductor:
         options = agg.direction_ballot(self.mix, [*styles, *suggestions])
         sched = self.config.schedule
         close = sched.direction_close_bar(bar)
-        return Ballot("direction", rid, options, close, sched.next_song_start(close))
+        return Ballot("direction", rid, options, close, sched.landing_bar(close))
 
     def _new_moves(self, bar: int) -> Ballot:
         sched = self.config.schedule
         close = sched.moves_close_bar(bar)
-        options = tuple(agg.Option(mid, label, None) for mid, label in agg.MOVES)
-        return Ballot("moves", self._take_id(), options, close, sched.next_phrase_start(close))
+        return Ballot("moves", self._take_id(), agg.MOVE_BALLOT, close, sched.landing_bar(close))
 
     def _ballot(self, round_id: int) -> Ballot | None:
         for b in (self.direction, self.moves):
@@ -294,7 +290,7 @@ class Conductor:
 
     async def suggest(self, device: str, text: str) -> dict[str, object]:
         try:
-            clean = moderate(text, self.config.moderation, self.artists, self.blocked)
+            clean = self.moderator.moderate(text)
             resolve(Prompt.of(clean))
         except SuggestionRefused as e:
             raise ProtocolError("refused", str(e)) from None
@@ -315,12 +311,23 @@ class Conductor:
     # ----- the DJ ----------------------------------------------------------
     def override(self, prompt: Prompt) -> int:
         """Play `prompt` from the next bar, bypassing the crowd (it becomes the new home)."""
+        for sw in prompt.mix:  # no impersonation, even from the booth
+            try:
+                self.moderator.moderate(sw.style)
+            except SuggestionRefused as e:
+                raise PromptError(f"style {sw.style!r} refused: {e}") from None
         resolve(prompt)  # refuse before touching state
         self.mix = agg.normalize({sw.style: sw.weight for sw in prompt.mix}, 0.0)
         self.home = self.mix
         section = prompt.section or self.config.schedule.section_for(int(self.bar) + 1)
         built = self._build_prompt(section, ramp_bars=prompt.ramp_bars)
-        built = replace(built, bpm=prompt.bpm or built.bpm, energy=prompt.energy or built.energy)
+        built = replace(
+            built,
+            bpm=built.bpm if prompt.bpm is None else prompt.bpm,
+            energy=built.energy if prompt.energy is None else prompt.energy,
+            brightness=prompt.brightness,
+            mode=prompt.mode,
+        )
         landing = self._schedule(built, at_bar=None)
         if self.setlist is not None:
             self.setlist({"event": "override", "prompt": built.as_json(), "lands_at_bar": landing})
@@ -336,7 +343,7 @@ class Conductor:
     def set_mode(self, mode: str) -> None:
         if mode not in ("democracy", "blend", "anarchy"):
             raise ValueError(f"mode must be democracy, blend or anarchy, got {mode!r}")
-        self.mode = mode
+        self.mode = cast(agg.Mode, mode)
         self.home = self.mix
         self.dirty.set()
 

@@ -9,6 +9,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import cast
 
 from engine.synth.source import StyleSynth, SynthConfig
 
@@ -17,7 +18,7 @@ from concert.conductor import Conductor, ConductorConfig
 from concert.config import ServeConfig
 from concert.fanout import Fanout
 from concert.identity import DeviceSigner
-from concert.moderation import load_wordlist
+from concert.moderation import ModerationConfig, Moderator, load_wordlist
 from concert.outputs.base import Output
 from concert.outputs.stream import Mp3Stream, StreamConfig
 from concert.player import Player
@@ -98,14 +99,13 @@ async def running(config: ServeConfig) -> AsyncIterator[Runtime]:
             round_bars=config.round_bars, song_phrases=config.song_phrases, close_lead_bars=config.lead_bars
         )
         cconf = ConductorConfig(
-            schedule=schedule, aggregator=agg.AggregatorConfig(mode=config.mode), start_style=config.start_style
+            schedule=schedule, aggregator=agg.AggregatorConfig(mode=cast(agg.Mode, config.mode)), start_style=config.start_style
         )
         conductor = Conductor(
             cconf,
             store,
             source,
-            artists=load_wordlist("artists"),
-            blocked=load_wordlist("blocked_words"),
+            moderator=Moderator(ModerationConfig(), load_wordlist("artists"), load_wordlist("blocked_words")),
             setlist=recorder.log if recorder is not None else None,
         )
         lookahead = Lookahead(source, LookaheadConfig(lookahead=config.lookahead, block=config.block))

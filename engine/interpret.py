@@ -121,6 +121,7 @@ def resolve(prompt: Prompt) -> Controls:
             mode = it.mode or g.mode
             minor_vote += share * (1.0 if mode == "minor" else 0.0)
     weights /= weights.sum()
+    mode_s: str
     if prompt.mode is not None:
         mode_s = prompt.mode
     else:

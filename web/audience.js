@@ -11,7 +11,9 @@ let connected = false;
 let lostAt = 0; // performance.now() when the connection dropped (0: connected)
 let lostAnnounced = false;
 const deadlines = { dir: 0, moves: 0 }; // performance.now() when each round closes
+const spans = { dir: [null, 1], moves: [null, 1] }; // [round id, estimated round length in seconds]
 const pending = []; // requests awaiting ack/error, oldest first
+let hinted = false; // said once that a vote can be changed
 
 const loadJSON = (key, dflt) => {
   try {
@@ -47,7 +49,11 @@ const conn = connect({
     }
     if (!lostAt && state) lostAt = performance.now(); // only a drop after we were live counts
     connected = false;
-    for (const p of pending.splice(0)) if (p.kind === "vote" && p.entry) p.entry.pending = false;
+    for (const p of pending.splice(0)) {
+      // replies to these will never come on the new connection
+      if (p.kind === "vote" && p.entry) p.entry.pending = false;
+      if (p.kind === "suggest") setSending(false);
+    }
     box.dataset.state = s === "connecting" && !state ? "connecting" : "retrying";
     setText($("#conn-text"), state ? "Reconnecting…" : "Connecting…");
     renderVoteButtons();
@@ -105,13 +111,18 @@ function onAck(msg) {
     const p = take((x) => x.kind === "vote" && x.round === msg.round && x.option === msg.option);
     const key = p ? p.key : ballotOf(msg.round);
     if (!key) return;
-    if (!mine[key] || mine[key].round !== msg.round || mine[key].option === msg.option) {
-      mine[key] = { round: msg.round, option: msg.option, pending: false };
-      saveMine();
-    }
+    const cur = mine[key];
+    if (cur && cur.round === msg.round && cur.option === msg.option) cur.pending = false;
+    else if (!cur || cur.round < msg.round) mine[key] = { round: msg.round, option: msg.option, pending: false };
+    // (same round, other option: a later tap is still on its way and its ack will follow)
+    saveMine();
     renderVoteButtons();
     const label = p ? p.label : optionLabel(key, msg.option);
-    announce(key === "moves" ? `Move vote counted: ${label}.` : `Vote counted: ${label}. You can change it until the round closes.`);
+    if (key === "moves") announce(`Move vote counted: ${label}.`);
+    else {
+      announce(`Vote counted: ${label}.${hinted ? "" : " You can change it until the round closes."}`);
+      hinted = true;
+    }
     return;
   }
   if (msg.suggestion && typeof msg.suggestion === "object") {
@@ -182,8 +193,14 @@ function onState(s, first) {
   state = s;
   for (const o of s.options ?? []) if (o.kind === "style") labels.set(o.id, o.label);
   const now = performance.now();
-  if (typeof s.closes_in === "number") deadlines.dir = now + s.closes_in * 1000;
-  if (s.moves && typeof s.moves.closes_in === "number") deadlines.moves = now + s.moves.closes_in * 1000;
+  if (typeof s.closes_in === "number") {
+    deadlines.dir = now + s.closes_in * 1000;
+    estimateSpan("dir", s.round, s.closes_in, s);
+  }
+  if (s.moves && typeof s.moves.closes_in === "number") {
+    deadlines.moves = now + s.moves.closes_in * 1000;
+    estimateSpan("moves", s.moves.round, s.moves.closes_in, s);
+  }
 
   renderNow(s);
   renderBallot($("#dir-ballot"), "dir", s.round, s.options, s.tallies, s.votes);
@@ -294,7 +311,7 @@ function renderVoteButtons() {
       const chosen = !!m && m.round === round && m.option === id;
       setAttr(row.btn, "aria-pressed", chosen ? "true" : "false");
       row.btn.classList.toggle("pending", chosen && !!m.pending);
-      if (paused && key === "dir") row.btn.setAttribute("aria-disabled", "true");
+      if (paused) row.btn.setAttribute("aria-disabled", "true");
       else row.btn.removeAttribute("aria-disabled");
     }
   }
@@ -304,7 +321,7 @@ function vote(key, id) {
   if (!state) return;
   const round = key === "dir" ? state.round : state.moves?.round;
   const label = optionLabel(key, id);
-  if (key === "dir" && state.voting === "paused") {
+  if (state.voting === "paused") {
     announce("Voting is paused by the DJ. Your vote was not sent.");
     return;
   }
@@ -390,17 +407,25 @@ function renderResult(s, prev, first) {
 
 // ---------- countdowns ----------
 
+// Rounds close on phrase boundaries: the first time a round is seen, its length
+// is the time left rounded up to whole phrases (exact when seen as it opens).
+function estimateSpan(key, round, closesIn, s) {
+  if (spans[key][0] === round) return;
+  const bpm = s.now_playing?.bpm || 120;
+  const phrase = ((s.round_bars || 8) * 4 * 60) / bpm;
+  spans[key] = [round, Math.max(phrase, Math.ceil(closesIn / phrase - 0.05) * phrase)];
+}
+
 const srBucket = { dir: null, moves: null };
 
 function tick() {
   if (!state) return;
   const now = performance.now();
   const paused = state.voting === "paused";
-  const bpm = state.now_playing?.bpm || 120;
-  const roundSecs = ((state.round_bars || 8) * 4 * 60) / bpm;
   for (const key of ["dir", "moves"]) {
+    const roundSecs = spans[key][1];
     const left = Math.max(0, (deadlines[key] - now) / 1000);
-    const frozen = paused && key === "dir";
+    const frozen = paused;
     setText($(`#${key}-clock`), frozen ? "Paused" : fmtClock(left));
     const fill = $(`#${key}-timebar`);
     const w = frozen ? "0%" : `${Math.min(100, (left / roundSecs) * 100).toFixed(1)}%`;

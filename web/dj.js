@@ -100,8 +100,10 @@ connect({
   },
 });
 
+let knownJoinUrl = null; // the server's public URL (it may differ from the one this console uses)
 function joinUrl(s) {
-  return (s && typeof s.join_url === "string" && s.join_url) || `${location.origin}/`;
+  if (s && typeof s.join_url === "string" && s.join_url) knownJoinUrl = s.join_url;
+  return knownJoinUrl || `${location.origin}/`;
 }
 
 function render(s) {
@@ -170,7 +172,7 @@ function renderOptions(list, rows, options, tallies, votes, vetoable) {
       const li = el("li", {}, name, num);
       const row = { li, name, tag, num, label: id };
       name.append(tag);
-      if (vetoable) {
+      if (vetoable && id !== "stay") {
         row.veto = el("button", { type: "button", class: "btn danger" }, "Veto");
         row.veto.addEventListener("click", () => veto(id, row.label));
         li.append(row.veto);
@@ -219,10 +221,19 @@ setInterval(tick, 250);
 // ---------- controls ----------
 
 const ctlMsg = $("#ctl-msg");
+let toastTimer = null;
+
+function toast(text, kind) {
+  clearTimeout(toastTimer);
+  say(ctlMsg, text, kind);
+  toastTimer = setTimeout(() => { ctlMsg.textContent = ""; }, kind === "err" ? 12000 : 6000);
+}
+
+const landing = (data) => (data && typeof data.lands_at_bar === "number" ? ` Lands on bar ${data.lands_at_bar}.` : "");
 
 async function act(path, body, okText) {
   const r = await api(path, body);
-  say(ctlMsg, r.ok ? okText : `Failed: ${r.message}`, r.ok ? "ok" : "err");
+  toast(r.ok ? okText + landing(r.data) : `Failed: ${r.message}`, r.ok ? "ok" : "err");
   return r;
 }
 
@@ -327,8 +338,8 @@ $("#prompt-form").addEventListener("submit", async (ev) => {
   if (bpm) body.bpm = Number(bpm);
   if (energy) body.energy = Number(energy);
   const r = await api("/api/dj/prompt", body);
-  say(msg, r.ok ? `Now playing: ${prompt.map((p) => `${p.style} ${p.weight}`).join(", ")}.` : `Failed: ${r.message}`,
-    r.ok ? "ok" : "err");
+  say(msg, r.ok ? `Now playing: ${prompt.map((p) => `${p.style} ${p.weight}`).join(", ")}.${landing(r.data)}`
+    : `Failed: ${r.message}`, r.ok ? "ok" : "err");
 });
 
 // ---------- projector ----------

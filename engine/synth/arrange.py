@@ -86,7 +86,7 @@ def _drums(spec: GenreSpec, ctx: BarContext, rng: np.random.Generator) -> list[H
     if sec == "breakdown":
         return []
     hits = []
-    hat_gain = 0.45 + 0.9 * ctx.brightness
+    hat_gain = 1.0 + 2.0 * ctx.brightness
     for line in spec.drums:
         if sec == "intro" and (line.voice not in INTRO_VOICES or line.min_energy > e - 0.15):
             continue
@@ -96,9 +96,12 @@ def _drums(spec: GenreSpec, ctx: BarContext, rng: np.random.Generator) -> list[H
             continue
         level = line.level * (hat_gain if line.voice in HAT_VOICES else 1.0)
         ghost = line.ghost * e if sec == "drop" else 0.0
+        thin = line.voice in HAT_VOICES and e < 0.3  # low energy: no sixteenth hats
         for s, ch in enumerate(_steps(line.steps, ctx.bar)):
-            vel = 1.0 if ch == "x" else 0.55 if ch == "o" else 0.0
-            if vel == 0.0 and ghost > 0 and rng.random() < ghost:
+            if thin and s % 2 == 1:
+                continue
+            vel = 1.0 if ch == "x" else 0.3 + 0.4 * e if ch == "o" else 0.0
+            if vel == 0.0 and ghost > 0 and s % 4 != 0 and rng.random() < ghost:
                 vel = 0.3
             if vel > 0:
                 vel *= 1.0 - 0.12 * rng.random()
@@ -164,7 +167,7 @@ def arrange(spec: GenreSpec, ctx: BarContext, rng: np.random.Generator) -> tuple
         notes += bass
     pad_plays = spec.pad is not None and (sec != "drop" or e >= spec.pad.min_energy)
     if spec.pad is not None and pad_plays:
-        notes += _part(spec.pad, "music", ctx, chord, 1.3 if sec == "breakdown" else 1.0, "chords")
+        notes += _part(spec.pad, "music", ctx, chord, 1.8 if sec == "breakdown" else 1.0, "chords")
     if spec.chords is not None and e >= spec.chords.min_energy and (sec != "breakdown" or spec.pad is None):
         notes += _part(spec.chords, "music", ctx, chord, 0.7 if sec == "intro" else 1.0, "chords")
     lead_plays = spec.lead is not None and ((sec == "drop" and e >= spec.lead.min_energy) or sec == "breakdown")
@@ -188,5 +191,5 @@ def arrange(spec: GenreSpec, ctx: BarContext, rng: np.random.Generator) -> tuple
     if spec.bells > 0:
         amount = spec.bells * (0.5 + e) * (1.5 if sec == "breakdown" else 1.0)
         for m in bells(rng, chord, 74, min(1.0, amount)):
-            notes.append(Note("music", "bell", m.midi, m.beat, m.beats, 0.12 * spec.bells / 0.35))
+            notes.append(Note("music", "bell", m.midi, m.beat, m.beats, 0.24 * spec.bells))
     return hits, notes

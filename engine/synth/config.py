@@ -14,7 +14,7 @@ class SynthConfig:
     blend_full: float = 0.15  # genre weight from which a genre plays at its full (sqrt-weight) level
     build_bars: int = 8  # bars over which a build's snare roll and riser grow to their peak
     reverb_seconds: float = 3.0  # length of the shared reverb impulse response, seconds
-    master_gain: float = 0.5  # linear gain before the soft limiter
+    master_gain: float = 0.6  # linear gain before the soft limiter
     declick_seconds: float = 0.01  # seconds over which a jump in a bus gain is smoothed
 
     def __post_init__(self) -> None:

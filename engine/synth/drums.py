@@ -31,14 +31,14 @@ def _norm(x: np.ndarray, peak: float = 1.0) -> np.ndarray:
 
 
 def kick(spec: KickSpec, sr: int, rng: np.random.Generator) -> np.ndarray:
-    t = _t(spec.length, sr)
+    t = _t(7.0 * spec.decay + 0.05, sr)
     hz = spec.f_end + (spec.f_start - spec.f_end) * np.exp(-t / spec.pitch_decay)  # (n,) Hz
     phase = 2.0 * np.pi * np.cumsum(hz) / sr
     body = np.sin(phase) * np.exp(-t / spec.decay)
     click = apply(bandpass(2500.0, sr, 0.8), rng.standard_normal(len(t))) * np.exp(-t / 0.003)
     x = body + spec.click * click
     x = np.tanh(spec.drive * x) / np.tanh(spec.drive)
-    return _fade(_norm(x), sr, 0.02)
+    return _fade(_norm(x, 0.8), sr, 0.02)
 
 
 def snare(spec: SnareSpec, sr: int, rng: np.random.Generator) -> np.ndarray:
@@ -61,8 +61,9 @@ def clap(sr: int, rng: np.random.Generator) -> np.ndarray:
     t = _t(0.35, sr)
     env = sum(np.where(t >= d, np.exp(-(t - d) / 0.006), 0.0) for d in (0.0, 0.011, 0.022))
     env = env + np.where(t >= 0.03, 0.6 * np.exp(-(t - 0.03) / 0.09), 0.0)
-    x = apply(bandpass(1300.0, sr, 1.2), rng.standard_normal(len(t))) * env
-    return _fade(_norm(x, 0.8), sr)
+    noise = rng.standard_normal(len(t))
+    x = (apply(bandpass(1500.0, sr, 0.9), noise) + 0.4 * apply(highpass(3500.0, sr), noise)) * env
+    return _fade(_norm(x, 1.0), sr)
 
 
 def hat(decay: float, cut: float, sr: int, rng: np.random.Generator) -> np.ndarray:
@@ -72,7 +73,7 @@ def hat(decay: float, cut: float, sr: int, rng: np.random.Generator) -> np.ndarr
     metal = sum(np.sign(np.sin(2 * np.pi * f * t)) for f in (317.0, 465.0, 562.0, 793.0))
     x = apply(highpass(cut, sr, 0.9), noise + 0.35 * metal)
     x = x * np.exp(-t / decay)
-    return _fade(_norm(x, 0.6), sr)
+    return _fade(_norm(x, 0.8), sr)
 
 
 def shaker(sr: int, rng: np.random.Generator) -> np.ndarray:
@@ -92,7 +93,8 @@ def rim(sr: int, rng: np.random.Generator) -> np.ndarray:
 
 def ride(sr: int, rng: np.random.Generator) -> np.ndarray:
     t = _t(0.9, sr)
-    partials = sum(np.sin(2 * np.pi * f * t + p) for f, p in zip((2890.0, 4330.0, 5210.0, 6470.0), rng.random(4) * 6))
+    freqs, phases = (2890.0, 4330.0, 5210.0, 6470.0), rng.random(4) * 6.0
+    partials = sum(np.sin(2 * np.pi * f * t + p) for f, p in zip(freqs, phases, strict=True))
     noise = apply(highpass(5000.0, sr), rng.standard_normal(len(t)))
     x = (0.5 * partials + noise) * np.exp(-t / 0.3)
     return _fade(_norm(x, 0.4), sr, 0.02)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import fft as sfft
 
-from engine.synth.filters import apply, lowpass
+from engine.synth.filters import apply, highpass, lowpass
 
 
 def reverb_ir(sample_rate: int, seconds: float, rng: np.random.Generator) -> np.ndarray:
@@ -18,6 +18,7 @@ def reverb_ir(sample_rate: int, seconds: float, rng: np.random.Generator) -> np.
     ir = 0.5 * bright + 1.6 * dark
     ir[-round(0.05 * sample_rate) :] *= np.linspace(1.0, 0.0, round(0.05 * sample_rate))
     ir = np.concatenate([np.zeros(pre), ir])[:n]
+    ir = apply(np.vstack([highpass(350.0, sample_rate), highpass(350.0, sample_rate)]), ir)  # no muddy low tail
     return (ir / np.sqrt(np.sum(ir**2))).astype(np.float32)
 
 

@@ -18,10 +18,10 @@ HOLD = "x---------------"
 
 HOUSE = GenreSpec(
     id="house",
-    kit=KitSpec(kick=KickSpec(f_start=150, f_end=52, decay=0.24, drive=1.4, click=0.2), open_decay=0.2),
+    kit=KitSpec(kick=KickSpec(f_start=150, f_end=52, decay=0.16, drive=1.4, click=0.2), open_decay=0.2),
     drums=(
         DrumLine("kick", FOUR, 1.0),
-        DrumLine("clap", BACKBEAT, 0.55, min_energy=0.2),
+        DrumLine("clap", BACKBEAT, 0.8, min_energy=0.2),
         DrumLine("open_hat", OFFBEAT, 0.32),
         DrumLine("hat", "oxoooxoooxoooxoo", 0.16, min_energy=0.5),
         DrumLine("shaker", "oooooooooooooooo", 0.12, min_energy=0.65),
@@ -30,14 +30,16 @@ HOUSE = GenreSpec(
     bass=PartSpec("organ_bass", "..x-..x-..x-..o-", 0.55, low=33, gate=0.8),
     chords=PartSpec("stab", "...x-.x-....x-..", 0.2, low=57, min_energy=0.3, gate=0.7),
     pad=PartSpec("warm_pad", HOLD, 0.12, low=57, min_energy=0.55),
-    lead=None,
+    lead=PartSpec("epiano", "", 0.16, low=69, min_energy=0.9),
     arp=None,
     progression_major=(1, 4, 0, 5),
     progression_minor=(0, 5, 3, 4),
     chord_size=4,
     swing=0.12,
     duck=0.35,
-    music_cutoff=(900.0, 7000.0),
+    lead_density=0.4,
+    lead_echo=0.25,
+    music_cutoff=(1400.0, 11000.0),
     reverb_music=0.25,
     music_level=1.6,
 )
@@ -45,17 +47,17 @@ HOUSE = GenreSpec(
 TECHNO = GenreSpec(
     id="techno",
     kit=KitSpec(
-        kick=KickSpec(f_start=140, f_end=46, pitch_decay=0.025, decay=0.33, length=0.7, click=0.35, drive=2.6),
+        kick=KickSpec(f_start=140, f_end=46, pitch_decay=0.025, decay=0.2, click=0.35, drive=2.6),
         hat_decay=0.025,
         open_decay=0.14,
-        hat_hz=8000.0,
+        hat_hz=7000.0,
     ),
     drums=(
         DrumLine("kick", FOUR, 1.0),
         DrumLine("open_hat", OFFBEAT, 0.28, min_energy=0.25),
         DrumLine("hat", SIXTEENTHS, 0.2, min_energy=0.4, ghost=0.0),
         DrumLine("rim", "...x..x....x..x.", 0.22, min_energy=0.5),
-        DrumLine("clap", BACKBEAT, 0.35, min_energy=0.65),
+        DrumLine("clap", BACKBEAT, 0.55, min_energy=0.65),
         DrumLine("ride", OFFBEAT, 0.12, min_energy=0.8),
     ),
     bass=PartSpec("rumble", ".xx..xx..xx..xx.", 0.55, low=28, gate=0.7),
@@ -69,20 +71,21 @@ TECHNO = GenreSpec(
     bars_per_chord=2,
     duck=0.3,
     bass_cutoff=(200.0, 900.0),
-    music_cutoff=(700.0, 6000.0),
+    music_cutoff=(1000.0, 9000.0),
     reverb_music=0.45,
     reverb_drums=0.08,
     drums_level=0.7,
+    bass_level=0.6,
     music_level=1.6,
 )
 
 TRANCE = GenreSpec(
     id="trance",
-    kit=KitSpec(kick=KickSpec(f_start=170, f_end=50, decay=0.22, drive=1.7, click=0.3)),
+    kit=KitSpec(kick=KickSpec(f_start=170, f_end=50, decay=0.14, drive=1.7, click=0.3)),
     drums=(
         DrumLine("kick", FOUR, 1.0),
         DrumLine("open_hat", OFFBEAT, 0.36),
-        DrumLine("clap", BACKBEAT, 0.45, min_energy=0.3),
+        DrumLine("clap", BACKBEAT, 0.7, min_energy=0.3),
         DrumLine("hat", SIXTEENTHS, 0.14, min_energy=0.6),
         DrumLine("ride", OFFBEAT, 0.1, min_energy=0.75),
     ),
@@ -94,7 +97,7 @@ TRANCE = GenreSpec(
     progression_major=(5, 3, 0, 4),
     progression_minor=(0, 5, 2, 6),
     duck=0.5,
-    music_cutoff=(1000.0, 10000.0),
+    music_cutoff=(1500.0, 12000.0),
     reverb_music=0.3,
     lead_density=0.6,
     lead_echo=0.35,
@@ -105,7 +108,7 @@ TRANCE = GenreSpec(
 DRUM_AND_BASS = GenreSpec(
     id="drum-and-bass",
     kit=KitSpec(
-        kick=KickSpec(f_start=190, f_end=55, pitch_decay=0.02, decay=0.16, length=0.35, click=0.3, drive=1.5),
+        kick=KickSpec(f_start=190, f_end=55, pitch_decay=0.02, decay=0.12, click=0.3, drive=1.5),
         snare=SnareSpec(tone=205, tone_decay=0.05, noise_decay=0.14, noise_hz=3800, noise_level=0.75),
         hat_decay=0.022,
     ),
@@ -127,7 +130,7 @@ DRUM_AND_BASS = GenreSpec(
     chord_size=4,
     duck=0.2,
     bass_cutoff=(250.0, 1100.0),
-    music_cutoff=(900.0, 8000.0),
+    music_cutoff=(1300.0, 11000.0),
     lead_density=0.45,
     music_level=1.3,
 )
@@ -135,7 +138,7 @@ DRUM_AND_BASS = GenreSpec(
 HIP_HOP = GenreSpec(
     id="hip-hop",
     kit=KitSpec(
-        kick=KickSpec(f_start=120, f_end=48, pitch_decay=0.04, decay=0.32, length=0.6, click=0.15, drive=2.0),
+        kick=KickSpec(f_start=120, f_end=48, pitch_decay=0.04, decay=0.25, click=0.15, drive=2.0),
         snare=SnareSpec(tone=180, tone_decay=0.06, noise_decay=0.16, noise_hz=2500, noise_level=0.7),
         hat_decay=0.04,
         hat_hz=6000.0,
@@ -158,22 +161,22 @@ HIP_HOP = GenreSpec(
     chord_size=4,
     swing=0.3,
     humanize=0.006,
-    music_cutoff=(900.0, 6000.0),
+    music_cutoff=(1200.0, 9000.0),
     crackle=0.12,
     lead_density=0.3,
     lead_echo=0.0,
-    bass_level=0.65,
+    bass_level=0.45,
     music_level=1.3,
 )
 
 LOFI = GenreSpec(
     id="lofi",
     kit=KitSpec(
-        kick=KickSpec(f_start=110, f_end=50, pitch_decay=0.03, decay=0.25, length=0.5, click=0.05, drive=1.2),
+        kick=KickSpec(f_start=110, f_end=50, pitch_decay=0.03, decay=0.18, click=0.05, drive=1.2),
         snare=SnareSpec(tone=200, tone_decay=0.05, noise_decay=0.12, noise_hz=2200, noise_level=0.6),
         hat_decay=0.03,
-        hat_hz=5000.0,
-        lowpass=4500.0,
+        hat_hz=3500.0,
+        lowpass=6500.0,
     ),
     drums=(
         DrumLine("kick", "x.........x.....x.......x.x.....", 0.9),
@@ -193,8 +196,8 @@ LOFI = GenreSpec(
     swing_unit=2,
     humanize=0.01,
     bass_cutoff=(250.0, 900.0),
-    music_cutoff=(700.0, 4000.0),
-    drums_cutoff=(3000.0, 7000.0),
+    music_cutoff=(800.0, 5000.0),
+    drums_cutoff=(4500.0, 9000.0),
     crackle=0.5,
     lead_density=0.25,
     lead_echo=0.0,
@@ -203,12 +206,12 @@ LOFI = GenreSpec(
 
 AMBIENT = GenreSpec(
     id="ambient",
-    kit=KitSpec(kick=KickSpec(f_start=100, f_end=45, decay=0.35, click=0.0, drive=1.0), lowpass=3000.0),
+    kit=KitSpec(kick=KickSpec(f_start=100, f_end=45, decay=0.25, click=0.0, drive=1.0), lowpass=3000.0),
     drums=(
         DrumLine("kick", "x.......x.......", 0.35, min_energy=0.35),
         DrumLine("shaker", OFFBEAT, 0.15, min_energy=0.3),
     ),
-    bass=PartSpec("drone", HOLD, 0.28, low=33, gate=1.0),
+    bass=PartSpec("drone", HOLD, 0.2, low=45, gate=1.0),
     chords=None,
     pad=PartSpec("glass_pad", HOLD, 0.3, low=57),
     lead=None,
@@ -217,16 +220,17 @@ AMBIENT = GenreSpec(
     progression_minor=(0, 5, 3, 6),
     chord_size=4,
     bars_per_chord=2,
-    music_cutoff=(1500.0, 7000.0),
+    music_cutoff=(2000.0, 10000.0),
     reverb_music=0.7,
     reverb_drums=0.4,
-    bells=0.35,
+    bells=0.5,
+    music_level=0.6,
 )
 
 SYNTHWAVE = GenreSpec(
     id="synthwave",
     kit=KitSpec(
-        kick=KickSpec(f_start=150, f_end=50, decay=0.28, drive=1.5, click=0.25),
+        kick=KickSpec(f_start=150, f_end=50, decay=0.18, drive=1.5, click=0.25),
         snare=SnareSpec(tone=180, tone_decay=0.07, noise_decay=0.2, noise_hz=3000, noise_level=0.75, gate=0.28),
         hat_decay=0.03,
     ),
@@ -245,7 +249,7 @@ SYNTHWAVE = GenreSpec(
     progression_major=(0, 4, 5, 3),
     progression_minor=(0, 5, 2, 6),
     duck=0.2,
-    music_cutoff=(1200.0, 9000.0),
+    music_cutoff=(1500.0, 12000.0),
     reverb_music=0.3,
     lead_density=0.35,
     lead_echo=0.35,

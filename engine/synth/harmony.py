@@ -11,10 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from types import MappingProxyType
 
-SCALES: MappingProxyType[str, tuple[int, ...]] = MappingProxyType({
-    "major": (0, 2, 4, 5, 7, 9, 11),
-    "minor": (0, 2, 3, 5, 7, 8, 10),
-})
+SCALES: MappingProxyType[str, tuple[int, ...]] = MappingProxyType(
+    {
+        "major": (0, 2, 4, 5, 7, 9, 11),
+        "minor": (0, 2, 3, 5, 7, 8, 10),
+    }
+)
 
 
 def midi_hz(midi: float) -> float:
@@ -28,8 +30,19 @@ class Chord:
     scale: tuple[int, ...]  # pitch classes of the key's scale, tonic first
 
     def voicing(self, low: int) -> tuple[int, ...]:
-        """MIDI notes of the chord, each tone placed in [low, low + 12), sorted."""
-        return tuple(sorted(low + (pc - low) % 12 for pc in self.tones))
+        """MIDI notes of the chord for keys and pads, sorted.
+
+        Triads: each tone placed in [low, low + 12) (closed, smooth voice leading).
+        Sevenths: stacked in thirds up from the root in [low, low + 12), so no
+        seconds cluster. Ninths: the same, rootless (the bass has the root).
+        """
+        if len(self.tones) < 4:
+            return tuple(sorted(low + (pc - low) % 12 for pc in self.tones))
+        tones = self.tones[1:] if len(self.tones) >= 5 else self.tones
+        notes = [low + (tones[0] - low) % 12]
+        for pc in tones[1:]:
+            notes.append(notes[-1] + (pc - notes[-1]) % 12)
+        return tuple(notes)
 
     def bass(self, low: int) -> int:
         """MIDI note of the root in [low, low + 12)."""

@@ -109,10 +109,10 @@ class StyleSynth:
         n = grid.samples
         energy = Span(plan.start.energy, plan.end.energy)
         brightness = Span(plan.start.brightness, plan.end.brightness)
+        build = Span(0.0, 0.0)
         if plan.section == "build":
-            build = Span(min(1.0, plan.bars_in_section / cfg.build_bars), min(1.0, (plan.bars_in_section + 1) / cfg.build_bars))
-        else:
-            build = Span(0.0, 0.0)
+            k = plan.bars_in_section
+            build = Span(min(1.0, k / cfg.build_bars), min(1.0, (k + 1) / cfg.build_bars))
         mid_weights = 0.5 * (plan.start.weights + plan.end.weights)  # (n_genres,)
         lead = SPECS[int(np.argmax(mid_weights))]
         progression = lead.progression_major if plan.mode == "major" else lead.progression_minor
@@ -122,7 +122,7 @@ class StyleSynth:
         send = np.zeros(n, dtype=np.float32)  # (n,)
         mix = []
         for voice, w0, w1 in zip(self._voices, plan.start.weights, plan.end.weights, strict=True):
-            g = Span(weight_gain(w0, cfg.blend_threshold, cfg.blend_full), weight_gain(w1, cfg.blend_threshold, cfg.blend_full))
+            g = Span(*(weight_gain(w, cfg.blend_threshold, cfg.blend_full) for w in (w0, w1)))
             if g.start == 0.0 and g.end == 0.0 and voice.buses["drums"].last_gain == 0.0:
                 if voice.playing:
                     voice.silence()

@@ -12,8 +12,7 @@ class KickSpec:
     f_start: float = 160.0  # Hz, pitch at the attack
     f_end: float = 50.0  # Hz, resting pitch
     pitch_decay: float = 0.03  # s, time constant of the pitch drop
-    decay: float = 0.28  # s, amplitude time constant
-    length: float = 0.6  # s, one-shot length
+    decay: float = 0.16  # s, amplitude time constant
     click: float = 0.25  # level of the attack click, 0..1
     drive: float = 1.5  # tanh saturation (1 = nearly clean)
 
@@ -34,7 +33,7 @@ class KitSpec:
     snare: SnareSpec = field(default_factory=SnareSpec)
     hat_decay: float = 0.035  # s, closed hat
     open_decay: float = 0.22  # s, open hat
-    hat_hz: float = 7000.0  # Hz, high-pass of the hats
+    hat_hz: float = 6000.0  # Hz, high-pass of the hats
     lowpass: float = 0.0  # Hz, low-pass on the whole kit (dusty drums); 0 = none
 
 
@@ -78,11 +77,11 @@ class GenreSpec:
     humanize: float = 0.0  # s, random timing spread of hits
     duck: float = 0.0  # sidechain depth on bass and music when the kick hits, 0..1
     drums_level: float = 1.0  # bus gains
-    bass_level: float = 1.0
+    bass_level: float = 0.8
     music_level: float = 1.0
-    bass_cutoff: tuple[float, float] = (300.0, 1500.0)  # Hz, low-pass at brightness 0 and 1
-    music_cutoff: tuple[float, float] = (1200.0, 9000.0)  # Hz, low-pass at brightness 0 and 1
-    drums_cutoff: tuple[float, float] = (5000.0, 11000.0)  # Hz, low-pass at brightness 0 and 1
+    bass_cutoff: tuple[float, float] = (400.0, 2500.0)  # Hz, low-pass at brightness 0 and 1
+    music_cutoff: tuple[float, float] = (1500.0, 12000.0)  # Hz, low-pass at brightness 0 and 1
+    drums_cutoff: tuple[float, float] = (7000.0, 12000.0)  # Hz, low-pass at brightness 0 and 1
     reverb_drums: float = 0.06  # reverb sends
     reverb_music: float = 0.25
     crackle: float = 0.0  # vinyl crackle and hiss level

@@ -20,7 +20,7 @@ from engine.synth.instruments import NoteRenderer
 from engine.synth.specs import GenreSpec
 from engine.synth.tempo import BarGrid
 
-SWEEP_BLOCKS = 8  # sub-blocks per bar in which a moving cutoff is re-designed
+SWEEP_BLOCKS = 6  # sub-blocks per bar in which a moving cutoff is re-designed
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ def opening(section: str, build: Span) -> Span:
     """Filter opening factor (multiplies low-pass cutoffs) for a section."""
     if section == "build":
         return Span(0.15 + 0.85 * build.start**1.5, 0.15 + 0.85 * build.end**1.5)
-    factor = {"intro": 0.45, "breakdown": 0.7}.get(section, 1.0)
+    factor = {"intro": 0.45, "breakdown": 0.85}.get(section, 1.0)
     return Span(factor, factor)
 
 
@@ -81,7 +81,8 @@ class GenreVoice:
 
     def _cutoffs(self, lo_hi: tuple[float, float], brightness: Span, open_: Span) -> list[float]:
         lo, hi = lo_hi
-        blocks = 1 if brightness.start == brightness.end and open_.start == open_.end else SWEEP_BLOCKS
+        moving = abs(brightness.end - brightness.start) > 0.01 or abs(open_.end - open_.start) > 0.01
+        blocks = SWEEP_BLOCKS if moving else 1
         fr = [(i + 0.5) / blocks for i in range(blocks)]
         return [lo * (hi / lo) ** brightness.at(f) * open_.at(f) for f in fr]
 
@@ -94,17 +95,17 @@ class GenreVoice:
         hits, notes = arrange(spec, ctx, rng)
         parts: dict[str, list[tuple[int, np.ndarray]]] = {k: [] for k in self.buses}
         kicks = []
-        for h in hits:
-            off = grid.offset(h.beat)
-            if spec.humanize > 0 and h.beat > 0:
-                off = max(0, off + round(rng.normal(0.0, spec.humanize) * sr))
+        hit_at = grid.offsets(np.array([h.beat for h in hits]))  # (n_hits,) samples
+        if spec.humanize > 0 and len(hits):
+            jitter = np.round(rng.normal(0.0, spec.humanize, len(hits)) * sr).astype(np.int64)  # (n_hits,)
+            hit_at = np.where(hit_at > 0, np.maximum(0, hit_at + jitter), hit_at)
+        for h, off in zip(hits, hit_at.tolist(), strict=True):
             if h.voice == "kick":
                 kicks.append(off)
             parts["drums"].append((off, self.kit[h.voice] * np.float32(h.gain)))
-        for nt in notes:
-            off = grid.offset(nt.beat)
-            gate = grid.offset(nt.beat + nt.beats) - off
-            parts[nt.bus].append((off, self.notes.note(nt.timbre, nt.midi, gate, nt.gain, rng)))
+        bounds = grid.offsets(np.array([b for nt in notes for b in (nt.beat, nt.beat + nt.beats)]))  # (2 k,)
+        for nt, (on, off) in zip(notes, bounds.reshape(-1, 2).tolist(), strict=True):
+            parts[nt.bus].append((on, self.notes.note(nt.timbre, nt.midi, off - on, nt.gain, rng)))
         if spec.crackle > 0:
             parts["fx"] += self._crackle(n, rng)
         self.playing = True
@@ -112,10 +113,12 @@ class GenreVoice:
         open_ = opening(ctx.section, build)
         drums = self.buses["drums"]
         x_drums = drums.mix(n, parts["drums"])
-        x_drums = drums.filter.sweep([lowpass(c, sr) for c in self._cutoffs(spec.drums_cutoff, brightness, Span(1, 1))], x_drums)
+        cut = self._cutoffs(spec.drums_cutoff, brightness, Span(1.0, 1.0))
+        x_drums = drums.filter.sweep([lowpass(c, sr) for c in cut], x_drums)
         bass = self.buses["bass"]
         x_bass = bass.mix(n, parts["bass"])
-        x_bass = bass.filter.sweep([lowpass(c, sr, 0.9) for c in self._cutoffs(spec.bass_cutoff, brightness, open_)], x_bass)
+        cut = self._cutoffs(spec.bass_cutoff, brightness, open_)
+        x_bass = bass.filter.sweep([lowpass(c, sr, 0.9) for c in cut], x_bass)
         music = self.buses["music"]
         x_music = music.mix(n, parts["music"])
         hp = highpass(140.0, sr)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from types import MappingProxyType
 
 import numpy as np
+from scipy import fft as sfft
 
 
 def _saw(k: np.ndarray) -> np.ndarray:
@@ -41,7 +42,7 @@ def _sine(k: np.ndarray) -> np.ndarray:
 
 def _epiano(k: np.ndarray) -> np.ndarray:
     # tine-like: strong fundamental, a bell-ish 2nd/3rd, quickly falling top
-    return np.select([k == 1, k == 2, k == 3, k == 4], [1.0, 0.45, 0.22, 0.12], 0.5 * np.exp(-k / 2.0) / k)
+    return np.select([k == 1, k == 2, k == 3, k == 4], [1.0, 0.5, 0.3, 0.2], 1.2 * np.exp(-k / 6.0) / k)
 
 
 def _mellow(k: np.ndarray) -> np.ndarray:
@@ -70,7 +71,7 @@ SPECTRA: MappingProxyType[str, Callable[[np.ndarray], np.ndarray]] = MappingProx
 class ToneBank:
     """Caches one loop per (spectrum, frequency); owned by one synth (not shared, not thread-safe)."""
 
-    def __init__(self, sample_rate: int, loop_seconds: float = 0.25) -> None:
+    def __init__(self, sample_rate: int, loop_seconds: float = 0.1) -> None:
         self.sample_rate = sample_rate
         self.loop_seconds = loop_seconds
         self._loops: dict[tuple[str, float], np.ndarray] = {}
@@ -95,7 +96,7 @@ class ToneBank:
             bins = (k * cycles).astype(np.int64)
             ok = bins < len(spec)
             spec[bins[ok]] = (amp * taper)[ok] * -1j  # sine phase: starts at 0
-        wave = np.fft.irfft(spec, n=length)  # (length,)
+        wave = sfft.irfft(spec, n=length)  # (length,)
         peak = float(np.max(np.abs(wave))) or 1.0
         out = (wave / peak).astype(np.float32)
         self._loops[key] = out

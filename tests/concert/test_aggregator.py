@@ -134,6 +134,11 @@ def test_validate_mix_refuses_broken_mixes() -> None:
     with pytest.raises(ValueError, match="> 0"):
         validate_mix((("house", 1.0), ("techno", 0.0)))
     assert validate_mix((("a", 0.25), ("b", 0.75))) == (("b", 0.75), ("a", 0.25))
+    assert validate_mix([["a", 0.25], ["b", 0.75]]) == (("b", 0.75), ("a", 0.25))  # read back from JSON
+    with pytest.raises(ValueError, match="empty"):
+        validate_mix(())
+    with pytest.raises(ValueError, match="pairs"):
+        validate_mix((("a", 1.0, 2),))  # type: ignore[arg-type]
 
 
 def test_mix_feeds_an_engine_prompt() -> None:
@@ -148,8 +153,14 @@ def test_direction_ballot_puts_stay_first_and_deduplicates() -> None:
     techno, house = Option("techno", "Techno", "techno"), Option("house", "House", "house")
     ballot = direction_ballot(
         mix_of("house"),
-        [techno, Option("techno", "Again", "trance"), Option("t2", "Techno 2", "techno"), house,
-         Option(STAY, "Mine", None), Option("lofi", "Lo-fi", "lofi")],
+        [
+            techno,
+            Option("techno", "Again", "trance"),
+            Option("t2", "Techno 2", "techno"),
+            house,
+            Option(STAY, "Mine", None),
+            Option("lofi", "Lo-fi", "lofi"),
+        ],
     )
     assert [o.id for o in ballot] == [STAY, "techno", "lofi"]  # house alone is the current mix
     assert direction_ballot((("house", 0.6), ("techno", 0.4)), [house])[1] == house

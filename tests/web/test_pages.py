@@ -144,6 +144,11 @@ def phone(drv: webdriver.Chrome, width: int, height: int) -> None:
     drv.execute_cdp_cmd("Emulation.setTouchEmulationEnabled", {"enabled": True, "maxTouchPoints": 5})
 
 
+def media(drv: webdriver.Chrome, *features: tuple[str, str]) -> None:
+    """Emulate CSS media features, e.g. ("prefers-color-scheme", "dark"); none resets."""
+    drv.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [{"name": n, "value": v} for n, v in features]})
+
+
 def desktop(drv: webdriver.Chrome, width: int = 1280, height: int = 800) -> None:
     drv.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
                         {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
@@ -211,6 +216,20 @@ def wait_round_time(base: str, need: float = 1.6, timeout: float = 30.0) -> dict
         if time.monotonic() > end:
             raise AssertionError(f"no round with {need} s left within {timeout} s: {st}")
         time.sleep(0.05)
+
+
+def fresh_direction_round(base: str, need: float = 6.0, timeout: float = 60.0) -> dict:
+    """Return once the direction round has `need` seconds left, or a new one has just opened."""
+    st = api_state(base)
+    if st["closes_in"] >= need:
+        return st
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        now = api_state(base)
+        if now["round"] != st["round"] and now.get("voting") == "open":
+            return now
+        time.sleep(0.05)
+    raise AssertionError(f"no new direction round within {timeout} s")
 
 
 @contextlib.contextmanager
@@ -330,8 +349,16 @@ def test_audience_page_at_320px(server: str, driver: webdriver.Chrome) -> None:
         name = option(driver, "dir-ballot").accessible_name
         assert "vote" in name and "percent" in name, name
         shot(driver, "audience_320")
+        # reduced motion turns the tally animations off; dark mode is honoured
+        media(driver, ("prefers-reduced-motion", "reduce"), ("prefers-color-scheme", "dark"))
+        fill = driver.find_element(By.CSS_SELECTOR, "#dir-ballot .fill")
+        assert driver.execute_script("return getComputedStyle(arguments[0]).transitionDuration", fill) in ("0s", "0ms")
+        bg = driver.execute_script("return getComputedStyle(document.body).backgroundColor")
+        assert bg == "rgb(13, 15, 20)", bg
+        shot(driver, "audience_320_dark")
         assert not console_errors(driver), console_errors(driver)
     finally:
+        media(driver)
         phone(driver, *PHONE)
 
 
@@ -379,6 +406,7 @@ def test_tallies_move_when_another_phone_votes(server: str, driver: webdriver.Ch
             st = wait_round_time(server)
             oid = st["options"][0]["id"]
             btn = driver.find_element(By.CSS_SELECTOR, f'#dir-ballot button[data-id="{oid}"]')
+            driver.execute_script("arguments[0].focus()", btn)
             before = int(btn.get_attribute("data-count"))
             reply = ws_request(ws, {"type": "vote", "round": st["round"], "option": oid})
             if reply["type"] == "error" and reply["code"] == "wrong_round":
@@ -394,6 +422,8 @@ def test_tallies_move_when_another_phone_votes(server: str, driver: webdriver.Ch
                 break
         else:
             pytest.fail("the round closed before the other phone's vote was seen four times running")
+    # live updates re-use the buttons: keyboard / screen-reader focus stays put
+    assert driver.execute_script("return document.activeElement === arguments[0]", btn)
     # tally ticks are not announced
     assert not any("vote" in s.lower() and "counted" not in s.lower() and "won" not in s for s in said(driver)), \
         said(driver)
@@ -428,6 +458,9 @@ def test_moves_ballot_votes(server: str, driver: webdriver.Chrome) -> None:
 def test_suggestions_refused_added_and_upvoted(server: str, driver: webdriver.Chrome) -> None:
     open_page(driver, server + "/")
     wait_live(driver)
+    # a suggestion with upvotes is promoted onto the next direction ballot (and leaves the list):
+    # start early in a direction round so the list is stable while we look at it
+    fresh_direction_round(server)
     box = driver.find_element(By.ID, "suggest-input")
     # naming an artist is refused; the server's reason is shown and announced
     box.send_keys("in the style of Daft Punk")
@@ -537,6 +570,7 @@ def test_dj_console_pauses_the_audience(server: str, driver: webdriver.Chrome) -
     assert not driver.find_element(By.ID, "auth-error").is_displayed()
     a11y_smoke(driver)
     assert not overflowing(driver), overflowing(driver)
+    assert not small_targets(driver), small_targets(driver)
     shot(driver, "dj_phone")
     desktop(driver)
     shot(driver, "dj_desktop")
@@ -551,6 +585,7 @@ def test_dj_console_pauses_the_audience(server: str, driver: webdriver.Chrome) -
     driver.switch_to.new_window("tab")
     audience = driver.current_window_handle
     try:
+        phone(driver, *PHONE)  # emulation is per tab
         open_page(driver, server + "/")
         wait_live(driver)
         assert not driver.find_element(By.ID, "paused").is_displayed()
@@ -597,23 +632,27 @@ def test_dj_mode_veto_skip_and_override(server: str, driver: webdriver.Chrome) -
     driver.find_element(By.ID, "skip-btn").click()
     wait(driver, lambda d: api_state(server)["round"] != before, what="round skipped")
     # veto a style option: it leaves the ballot
-    st = api_state(server)
-    styles = [o for o in st["options"] if o["kind"] == "style"]
-    if styles:
+    for _attempt in range(4):
+        st = wait_round_time(server)
+        styles = [o for o in st["options"] if o["kind"] == "style"]
+        assert styles, st["options"]
         victim = styles[-1]
-        rows = driver.find_elements(By.CSS_SELECTOR, "#dj-options li")
-        for li in rows:
-            b = li.find_elements(By.TAG_NAME, "button")
-            if b and b[0].accessible_name == f"Veto {victim['label']}":
-                b[0].click()
-                break
-        else:
-            pytest.skip("ballot moved on before the veto")
-        wait(driver, lambda d: "Vetoed" in d.find_element(By.ID, "ctl-msg").text or "Failed" in
-             d.find_element(By.ID, "ctl-msg").text, what="veto answered")
-        assert "Vetoed" in driver.find_element(By.ID, "ctl-msg").text, driver.find_element(By.ID, "ctl-msg").text
-        assert victim["id"] not in [o["id"] for o in api_state(server)["options"]] or api_state(server)["round"] != \
-            st["round"]
+        try:
+            buttons = [b for b in driver.find_elements(By.CSS_SELECTOR, "#dj-options li button")
+                       if b.accessible_name == f"Veto {victim['label']}"]
+            if not buttons:
+                continue
+            buttons[0].click()
+        except StaleElementReferenceException:
+            continue  # the ballot moved on under us
+        break
+    else:
+        pytest.fail("could not reach a veto button four times running")
+    ctl = driver.find_element(By.ID, "ctl-msg")
+    wait(driver, lambda d: ctl.text.startswith(("Vetoed", "Failed")), what="veto answered")
+    assert ctl.text.startswith("Vetoed"), ctl.text
+    after = api_state(server)
+    assert victim["id"] not in [o["id"] for o in after["options"]] or after["round"] != st["round"]
     # override the prompt
     style = driver.find_element(By.CSS_SELECTOR, "#prompt-rows input[type=text]")
     style.clear()
