@@ -47,7 +47,7 @@ HOUSE = GenreSpec(
 TECHNO = GenreSpec(
     id="techno",
     kit=KitSpec(
-        kick=KickSpec(f_start=140, f_end=46, pitch_decay=0.025, decay=0.2, click=0.35, drive=2.6),
+        kick=KickSpec(f_start=140, f_end=46, pitch_decay=0.025, decay=0.17, click=0.35, drive=2.6),
         hat_decay=0.025,
         open_decay=0.14,
         hat_hz=7000.0,

@@ -80,9 +80,10 @@ class GenreVoice:
         self.playing = False
 
     def _cutoffs(self, lo_hi: tuple[float, float], brightness: Span, open_: Span) -> list[float]:
+        """Low-pass cutoffs, Hz: one for the bar, or SWEEP_BLOCKS if it moves by more than ~6 % in the bar."""
         lo, hi = lo_hi
-        moving = abs(brightness.end - brightness.start) > 0.01 or abs(open_.end - open_.start) > 0.01
-        blocks = SWEEP_BLOCKS if moving else 1
+        start, end = (lo * (hi / lo) ** brightness.at(f) * open_.at(f) for f in (0.0, 1.0))
+        blocks = SWEEP_BLOCKS if max(start, end) > 1.06 * min(start, end) else 1
         fr = [(i + 0.5) / blocks for i in range(blocks)]
         return [lo * (hi / lo) ** brightness.at(f) * open_.at(f) for f in fr]
 
@@ -90,15 +91,39 @@ class GenreVoice:
         self, ctx: BarContext, grid: BarGrid, energy: Span, brightness: Span, weight: Span, build: Span
     ) -> tuple[np.ndarray, np.ndarray]:
         """One bar: (n,) dry output and (n,) reverb send, float32."""
-        spec, sr, n = self.spec, self.sr, grid.samples
+        spec, n = self.spec, grid.samples
         rng = np.random.default_rng([self.seed, ctx.bar, self.index])
+        parts, kicks = self._place(ctx, grid, rng)
+        self.playing = True
+        x = self._filter(parts, n, brightness, opening(ctx.section, build))
+        if spec.duck > 0 and (kicks or len(self._duck_carry)):
+            duck = self._duck_curve(n, kicks)
+            x["bass"] = x["bass"] * duck
+            x["music"] = x["music"] * duck
+
+        def level(bus: str, base: float, energy_share: float) -> np.ndarray | float:
+            g0 = base * (1 - energy_share + energy_share * energy.start) * weight.start
+            g1 = base * (1 - energy_share + energy_share * energy.end) * weight.end
+            return x[bus] * self.buses[bus].gain(g0, g1, n)
+
+        drums = level("drums", spec.drums_level, 0.45)
+        music = level("music", spec.music_level, 0.25)
+        out = drums + music + level("bass", spec.bass_level, 0.3) + level("fx", spec.crackle, 0.0)  # (n,)
+        send = spec.reverb_drums * drums + spec.reverb_music * music  # (n,)
+        return out.astype(np.float32), send.astype(np.float32)
+
+    def _place(
+        self, ctx: BarContext, grid: BarGrid, rng: np.random.Generator
+    ) -> tuple[dict[str, list[tuple[int, np.ndarray]]], list[int]]:
+        """The bar's events as (sample offset, signal) parts per bus, and the kick offsets."""
+        spec, sr = self.spec, self.sr
         hits, notes = arrange(spec, ctx, rng)
         parts: dict[str, list[tuple[int, np.ndarray]]] = {k: [] for k in self.buses}
-        kicks = []
         hit_at = grid.offsets(np.array([h.beat for h in hits]))  # (n_hits,) samples
         if spec.humanize > 0 and len(hits):
             jitter = np.round(rng.normal(0.0, spec.humanize, len(hits)) * sr).astype(np.int64)  # (n_hits,)
             hit_at = np.where(hit_at > 0, np.maximum(0, hit_at + jitter), hit_at)
+        kicks = []
         for h, off in zip(hits, hit_at.tolist(), strict=True):
             if h.voice == "kick":
                 kicks.append(off)
@@ -107,45 +132,29 @@ class GenreVoice:
         for nt, (on, off) in zip(notes, bounds.reshape(-1, 2).tolist(), strict=True):
             parts[nt.bus].append((on, self.notes.note(nt.timbre, nt.midi, off - on, nt.gain, rng)))
         if spec.crackle > 0:
-            parts["fx"] += self._crackle(n, rng)
-        self.playing = True
+            parts["fx"] += self._crackle(grid.samples, rng)
+        return parts, kicks
 
-        open_ = opening(ctx.section, build)
-        drums = self.buses["drums"]
-        x_drums = drums.mix(n, parts["drums"])
-        cut = self._cutoffs(spec.drums_cutoff, brightness, Span(1.0, 1.0))
-        x_drums = drums.filter.sweep([lowpass(c, sr) for c in cut], x_drums)
-        bass = self.buses["bass"]
-        x_bass = bass.mix(n, parts["bass"])
-        cut = self._cutoffs(spec.bass_cutoff, brightness, open_)
-        x_bass = bass.filter.sweep([lowpass(c, sr, 0.9) for c in cut], x_bass)
-        music = self.buses["music"]
-        x_music = music.mix(n, parts["music"])
+    def _filter(
+        self, parts: dict[str, list[tuple[int, np.ndarray]]], n: int, brightness: Span, open_: Span
+    ) -> dict[str, np.ndarray]:
+        """Mix each bus (with its carry) and run its filter: (n,) per bus."""
+        spec, sr, b = self.spec, self.sr, self.buses
         hp = highpass(140.0, sr)
-        designs = [np.vstack([hp, lowpass(c, sr, 0.8)]) for c in self._cutoffs(spec.music_cutoff, brightness, open_)]
-        x_music = music.filter.sweep(designs, x_music)
-        fx = self.buses["fx"]
-        x_fx = fx.mix(n, parts["fx"])
-        if spec.crackle > 0:
-            x_fx = fx.filter.process(np.vstack([highpass(300.0, sr), bandpass(3000.0, sr, 0.4)]), x_fx)
-
-        if spec.duck > 0 and (kicks or len(self._duck_carry)):
-            duck = self._duck_curve(n, kicks)
-            x_bass = x_bass * duck
-            x_music = x_music * duck
-
-        def lvl(bus: str, base: float, e_amt: float) -> np.ndarray | float:
-            g0 = base * (1 - e_amt + e_amt * energy.start) * weight.start
-            g1 = base * (1 - e_amt + e_amt * energy.end) * weight.end
-            return self.buses[bus].gain(g0, g1, n)
-
-        d = x_drums * lvl("drums", spec.drums_level, 0.45)
-        b = x_bass * lvl("bass", spec.bass_level, 0.3)
-        m = x_music * lvl("music", spec.music_level, 0.25)
-        f = x_fx * lvl("fx", spec.crackle, 0.0)
-        out = d + b + m + f  # (n,)
-        send = spec.reverb_drums * d + spec.reverb_music * m  # (n,)
-        return out.astype(np.float32), send.astype(np.float32)
+        flat = Span(1.0, 1.0)
+        designs = {
+            "drums": [lowpass(c, sr) for c in self._cutoffs(spec.drums_cutoff, brightness, flat)],
+            "bass": [lowpass(c, sr, 0.9) for c in self._cutoffs(spec.bass_cutoff, brightness, open_)],
+            "music": [
+                np.vstack([hp, lowpass(c, sr, 0.8)]) for c in self._cutoffs(spec.music_cutoff, brightness, open_)
+            ],
+            "fx": [np.vstack([highpass(300.0, sr), bandpass(3000.0, sr, 0.4)])],
+        }
+        out = {}
+        for name, bus in b.items():
+            x = bus.mix(n, parts[name])
+            out[name] = bus.filter.sweep(designs[name], x) if (name != "fx" or spec.crackle > 0) else x
+        return out
 
     def _duck_curve(self, n: int, kicks: list[int]) -> np.ndarray:
         """(n,) sidechain gain; a dip that outlasts the bar continues in the next one."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import threading
@@ -23,6 +24,8 @@ from engine.styles import genre
 from tests.support.server import Server, serve
 
 pytestmark = pytest.mark.slow
+
+DRUM_GENRES = ("techno", "trance", "drum-and-bass", "hip-hop", "synthwave", "house")  # tempo is measurable
 
 
 def recv_json(ws: ClientConnection, timeout: float = 10.0) -> dict:
@@ -101,10 +104,13 @@ def test_a_vote_changes_the_prompt_and_the_music_on_the_next_phrase(
             time.sleep(4)  # some house in the stream first
             # the style option furthest in tempo from house, so the change is audible as tempo
             target = None
-            for _ in range(5):
+            for _ in range(20):  # rounds are one bar long: wait for a ballot offering a clearly different tempo
                 st = until(ws, lambda m: m["type"] == "state", 10, "state")
-                styles = [o for o in st["options"] if o["kind"] == "style"]
-                target = max(styles, key=lambda o: abs(genre(o["id"]).bpm - 124))["id"]
+                styles = [o["id"] for o in st["options"] if o["kind"] == "style" and o["id"] in DRUM_GENRES]
+                styles = [g for g in styles if abs(genre(g).bpm - 124) >= 20]
+                if not styles:
+                    continue
+                target = max(styles, key=lambda g: abs(genre(g).bpm - 124))
                 r = reply(ws, {"type": "vote", "round": st["round"], "option": target})
                 if r["type"] == "ack":
                     break
@@ -144,8 +150,8 @@ def test_a_vote_changes_the_prompt_and_the_music_on_the_next_phrase(
     before = estimate_bpm(pcm[: 4 * sr], sr)
     after = estimate_bpm(pcm[-7 * sr :], sr)
     assert abs(before - 124) < 124 * 0.06, before
-    assert abs(after - 124) > 15, (before, after, target)
-    assert (after - before) * (goal - 124) > 0  # it moved toward the chosen genre's tempo
+    expected = 0.75 * goal + 0.25 * 124  # the mix after one round at the default inertia of 0.25
+    assert abs(after - expected) < expected * 0.06, (before, after, target)
 
 
 def test_one_vote_per_device_last_vote_wins_and_forged_ids_get_a_new_identity(slow_rounds: Server) -> None:
@@ -168,10 +174,11 @@ def test_one_vote_per_device_last_vote_wins_and_forged_ids_get_a_new_identity(sl
 
 
 def test_bad_input_gets_typed_errors_and_closes_and_loses_nothing(slow_rounds: Server) -> None:
+    stack = contextlib.ExitStack()
     voters = []
     hello = None
     for _ in range(5):
-        ws = connect(slow_rounds.ws)
+        ws = stack.enter_context(connect(slow_rounds.ws))
         hello = recv_json(ws)
         voters.append(ws)
     assert hello is not None
@@ -192,19 +199,19 @@ def test_bad_input_gets_typed_errors_and_closes_and_loses_nothing(slow_rounds: S
         assert reply(bad, {"type": "vote", "round": rid, "option": stay})["type"] == "ack"  # still serving
 
     def closed_with(frame: bytes | str) -> int | None:
-        ws = connect(slow_rounds.ws, max_size=None)
-        recv_json(ws)
-        ws.send(frame)
-        try:
-            while True:
-                ws.recv(timeout=10)
-        except ConnectionClosed as e:
-            return e.rcvd.code if e.rcvd else None
+        with connect(slow_rounds.ws, max_size=None) as ws:
+            recv_json(ws)
+            ws.send(frame)
+            try:
+                while True:
+                    ws.recv(timeout=10)
+            except ConnectionClosed as e:
+                return e.rcvd.code if e.rcvd else None
 
     assert closed_with(b"\x00\x01binary") == 1003
     assert closed_with("x" * 5000) == 1009
 
-    flood = connect(slow_rounds.ws)
+    flood = stack.enter_context(connect(slow_rounds.ws))
     recv_json(flood)
     codes = []
     with pytest.raises(ConnectionClosed) as closed:
@@ -222,7 +229,7 @@ def test_bad_input_gets_typed_errors_and_closes_and_loses_nothing(slow_rounds: S
     assert st["tallies"][stay] == base + 5 + 1 + 1  # five voters, the bad client, the flooder's first vote
     for ws in voters:  # everyone else is still served
         assert reply(ws, {"type": "vote", "round": rid, "option": stay})["type"] == "ack"
-        ws.close()
+    stack.close()
 
 
 def test_http_endpoints(slow_rounds: Server) -> None:
