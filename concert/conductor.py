@@ -231,9 +231,9 @@ class Conductor:
         if self.last_result is not None:
             self.last_result["lands_at_bar"] = landing
         self.counters.rounds += 1
-        self.moves = self._new_moves(lands)
+        self.moves = self._new_moves(bar + 1)
         if close_direction:
-            self.direction = self._new_direction(lands, promoted)
+            self.direction = self._new_direction(bar + 1, promoted)
         self.dirty.set()
 
     def _live_tallies(self, ballot: Ballot, tallies: Mapping[str, int]) -> dict[str, int]:
