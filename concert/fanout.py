@@ -27,8 +27,11 @@ class Subscriber:
 class Fanout:
     """Publish a text frame to every subscriber without awaiting any of them."""
 
-    def __init__(self, send_timeout: float = 5.0) -> None:
+    def __init__(self, send_timeout: float = 5.0, batch: int = 32) -> None:
         self.send_timeout = send_timeout  # seconds a single send may take before the client is dropped
+        self.batch = batch  # subscribers woken per event-loop iteration
+        self._latest: str | None = None
+        self._spreader: asyncio.Task[None] | None = None
         self._subs: set[Subscriber] = set()
         self.dropped = 0  # clients dropped for stalling or failing
 
@@ -50,9 +53,23 @@ class Fanout:
                 await sub.task
 
     def publish(self, frame: str) -> None:
-        for sub in self._subs:
-            sub.pending = frame
-            sub.wake.set()
+        """Hand `frame` to every subscriber, waking them `batch` at a time.
+
+        Between batches the event loop polls I/O, so a burst of sends to a big crowd
+        never holds up vote acknowledgements for the whole burst.
+        """
+        self._latest = frame
+        if self._spreader is None or self._spreader.done():
+            self._spreader = asyncio.get_running_loop().create_task(self._spread())
+
+    async def _spread(self) -> None:
+        while self._latest is not None:
+            frame, self._latest = self._latest, None
+            for i, sub in enumerate(list(self._subs)):
+                sub.pending = frame
+                sub.wake.set()
+                if i % self.batch == self.batch - 1:
+                    await asyncio.sleep(0)  # a newer frame meanwhile gets a full pass of its own
 
     async def _pump(self, sub: Subscriber) -> None:
         while not sub.closed:

@@ -579,6 +579,7 @@ const LISTEN = {
   idle: ["▶", ""],
   connecting: ["■", "Connecting…"],
   playing: ["■", "Playing"],
+  buffering: ["■", "Buffering…"],
   retrying: ["■", "Reconnecting…"],
   blocked: ["▶", "Tap again to play"],
 };

@@ -222,7 +222,7 @@ export function safeSet(key, value) {
  * Drive an <audio> element playing the endless /stream: starts only on a user
  * gesture, drops the connection on pause (live audio must not resume stale, and
  * it saves phone data), and reconnects with backoff on error, end or stall.
- * onState(s) with s one of "idle" | "connecting" | "playing" | "retrying" | "blocked".
+ * onState(s) with s one of "idle" | "connecting" | "playing" | "buffering" | "retrying" | "blocked".
  */
 export function streamPlayer(audio, onState, src = "/stream") {
   let want = false;
@@ -271,6 +271,10 @@ export function streamPlayer(audio, onState, src = "/stream") {
 
   audio.addEventListener("playing", () => {
     if (want) set("playing");
+  });
+  audio.addEventListener("waiting", () => {
+    // the buffer ran dry; the watchdog below reconnects if it stays dry
+    if (want && current === "playing") set("buffering");
   });
   audio.addEventListener("error", () => want && retry());
   audio.addEventListener("ended", () => want && retry()); // the stream never ends on purpose

@@ -10,6 +10,7 @@ const STATES = {
   idle: ["▶", "Play", "Tap Play to listen"],
   connecting: ["■", "Stop", "Connecting to the live stream…"],
   playing: ["■", "Stop", "Playing live"],
+  buffering: ["■", "Stop", "Buffering…"],
   retrying: ["■", "Stop", "Stream interrupted. Reconnecting…"],
   blocked: ["▶", "Play", "Your browser blocked playback. Tap Play again."],
 };

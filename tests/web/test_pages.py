@@ -31,7 +31,11 @@ import pytest
 pytestmark = pytest.mark.browser
 
 webdriver = pytest.importorskip("selenium.webdriver")
-from selenium.common.exceptions import StaleElementReferenceException, WebDriverException  # noqa: E402
+from selenium.common.exceptions import (  # noqa: E402
+    StaleElementReferenceException,
+    TimeoutException,
+    WebDriverException,
+)
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.remote.webelement import WebElement  # noqa: E402
@@ -637,13 +641,13 @@ def test_dj_mode_veto_skip_and_override(server: str, driver: webdriver.Chrome) -
         styles = [o for o in st["options"] if o["kind"] == "style"]
         assert styles, st["options"]
         victim = styles[-1]
+        name = f"Veto {victim['label']}"
         try:
-            buttons = [b for b in driver.find_elements(By.CSS_SELECTOR, "#dj-options li button")
-                       if b.accessible_name == f"Veto {victim['label']}"]
-            if not buttons:
-                continue
-            buttons[0].click()
-        except StaleElementReferenceException:
+            button = wait(driver, lambda d, name=name: next(
+                (b for b in d.find_elements(By.CSS_SELECTOR, "#dj-options li button") if b.accessible_name == name),
+                None), timeout=5, what=f"button {name!r}")
+            button.click()
+        except (StaleElementReferenceException, TimeoutException):
             continue  # the ballot moved on under us
         break
     else:
