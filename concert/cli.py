@@ -16,6 +16,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from concert.app import create_app
     from concert.protocol import MAX_FRAME_BYTES
+    from concert.runtime import PreflightError, preflight
 
     kwargs = dict(
         host=args.host,
@@ -35,6 +36,11 @@ def _serve(args: argparse.Namespace) -> int:
     if args.dj_token:
         kwargs["dj_token"] = args.dj_token
     config = ServeConfig(**kwargs)  # type: ignore[arg-type]
+    try:
+        preflight(config)
+    except PreflightError as e:
+        print(f"concert serve: {e}", file=sys.stderr)
+        return 2
     print(f"concert: audience page  {config.join_url}", flush=True)
     print(f"concert: listener page  {config.join_url}listen", flush=True)
     print(f"concert: DJ console     {config.join_url}dj?token={config.dj_token}", flush=True)

@@ -11,8 +11,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import cast
 
-from engine.synth.source import StyleSynth, SynthConfig
-
 from concert import aggregator as agg
 from concert.conductor import Conductor, ConductorConfig
 from concert.config import ServeConfig
@@ -28,6 +26,7 @@ from concert.store.base import Store
 from engine.lookahead import Lookahead, LookaheadConfig
 from engine.prompt import Prompt
 from engine.source import AudioSource
+from engine.synth.source import StyleSynth, SynthConfig
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +73,31 @@ class Runtime:
             await asyncio.sleep(period)
 
 
+class PreflightError(RuntimeError):
+    """The set cannot start: the message says what is missing and how to fix it."""
+
+
+def preflight(config: ServeConfig) -> None:
+    """Check the store and the sound device before the server binds its port."""
+    store = open_store(config.store)
+
+    async def ping() -> bool:
+        try:
+            return await store.ping()
+        finally:
+            await store.aclose()
+
+    if not asyncio.run(ping()):
+        raise PreflightError(f"store {config.store} does not answer; is redis-server running there?")
+    if config.output == "speakers":
+        from concert.outputs.speakers import Speakers, SpeakersConfig, SpeakersUnavailableError
+
+        try:
+            Speakers(SpeakersConfig(device=config.speakers_device)).close()
+        except SpeakersUnavailableError as e:
+            raise PreflightError(str(e)) from None
+
+
 @contextlib.asynccontextmanager
 async def running(config: ServeConfig) -> AsyncIterator[Runtime]:
     """Build, warm up and start the set; stop everything on exit."""
@@ -99,7 +123,9 @@ async def running(config: ServeConfig) -> AsyncIterator[Runtime]:
             round_bars=config.round_bars, song_phrases=config.song_phrases, close_lead_bars=config.lead_bars
         )
         cconf = ConductorConfig(
-            schedule=schedule, aggregator=agg.AggregatorConfig(mode=cast(agg.Mode, config.mode)), start_style=config.start_style
+            schedule=schedule,
+            aggregator=agg.AggregatorConfig(mode=cast(agg.Mode, config.mode)),
+            start_style=config.start_style,
         )
         conductor = Conductor(
             cconf,

@@ -368,38 +368,37 @@ function renderMode(s, prev, first) {
 }
 
 function resultText(r, s) {
-  const what = r.kind === "moves" ? `“${r.label}” won the live moves` : `${r.label} won`;
-  let when = "";
-  if (typeof r.lands_at_bar === "number") {
-    const left = typeof s.bar === "number" ? r.lands_at_bar - s.bar : null;
-    when = left !== null && left <= 0 ? ` — landed on bar ${r.lands_at_bar}` : ` — lands on bar ${r.lands_at_bar}`;
-    if (left !== null && left > 0) when += ` (in ${plural(left, "bar", "bars")})`;
-  }
-  return what + when;
+  const what = r.kind === "moves" ? `${r.label}` : `${r.label} won`;
+  if (typeof r.lands_at_bar !== "number") return what;
+  const left = typeof s.bar === "number" ? r.lands_at_bar - s.bar : null;
+  if (left !== null && left <= 0) return `${what} — landed on bar ${r.lands_at_bar}`;
+  return `${what} — lands on bar ${r.lands_at_bar}${left !== null ? ` (in ${plural(left, "bar", "bars")})` : ""}`;
 }
+
+const results = { direction: null, moves: null }; // the latest result of each kind
 
 function renderResult(s, prev, first) {
   const r = s.last_result;
-  const box = $("#result-box");
-  if (!r) {
-    box.hidden = true;
-    return;
-  }
-  box.hidden = false;
-  const m = r.kind === "moves" ? mine.moves : mine.dir;
-  const yours = !!m && m.round === r.round && m.option === r.winner;
-  setText($("#result"), resultText(r, s) + (yours ? ". Your pick!" : ""));
-  box.classList.toggle("yours", yours);
   const pr = prev?.last_result;
-  const changed = !pr || pr.round !== r.round || pr.kind !== r.kind || pr.winner !== r.winner;
-  if (!first && changed) {
+  const changed = !!r && (!pr || pr.round !== r.round || pr.kind !== r.kind || pr.winner !== r.winner);
+  if (r) results[r.kind === "moves" ? "moves" : "direction"] = r;
+  for (const [kind, boxId, textId] of [["direction", "#result-box", "#result"], ["moves", "#moves-result-box", "#moves-result"]]) {
+    const res = results[kind];
+    const box = $(boxId);
+    box.hidden = !res;
+    if (!res) continue;
+    const m = kind === "moves" ? mine.moves : mine.dir;
+    const yours = !!m && m.round === res.round && m.option === res.winner;
+    setText($(textId), resultText(res, s) + (yours ? ". Your pick!" : ""));
+    box.classList.toggle("yours", yours);
+    if (first || !changed || res !== r) continue;
     box.classList.remove("flash");
     void box.offsetWidth; // restart the highlight animation
     box.classList.add("flash");
-    const votedIn = !!m && m.round === r.round;
-    if (announceResults.checked && (r.kind !== "moves" || votedIn)) {
-      const base = `${r.kind === "moves" ? `“${r.label}” won the live moves` : `${r.label} won`}` +
-        (typeof r.lands_at_bar === "number" ? `, lands on bar ${r.lands_at_bar}` : "");
+    const votedIn = !!m && m.round === res.round;
+    if (announceResults.checked && (kind === "direction" || votedIn)) {
+      const base = (kind === "moves" ? `Live moves: ${res.label}` : `${res.label} won`) +
+        (typeof res.lands_at_bar === "number" ? `, lands on bar ${res.lands_at_bar}` : "");
       announce(`${base}.${yours ? " Your pick!" : ""}`);
     }
   }

@@ -20,7 +20,7 @@ import soxr
 from engine.source import Chunk
 
 _INSTALL_HINT = "install PortAudio (Debian/Ubuntu: `apt-get install libportaudio2`)"
-_OTHER_OUTPUTS = "run with `--output none` or `--output stream`"
+_OTHER_OUTPUTS = "run with `--output none` (the HTTP /stream keeps playing)"
 
 
 @dataclass(frozen=True)

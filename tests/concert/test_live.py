@@ -16,11 +16,11 @@ import httpx
 import numpy as np
 import pytest
 import soundfile as sf
-from engine.synth.analysis import estimate_bpm
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from engine.styles import genre
+from engine.synth.analysis import estimate_bpm
 from tests.support.server import Server, serve
 
 pytestmark = pytest.mark.slow
