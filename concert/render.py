@@ -17,6 +17,7 @@ import numpy as np
 import soundfile as sf
 from engine.synth.source import StyleSynth, SynthConfig
 
+from concert.moderation import ModerationConfig, Moderator, SuggestionRefused, load_wordlist
 from concert.rounds import Schedule
 from engine.interpret import resolve
 from engine.prompt import Prompt, PromptError, prompt_from_json
@@ -56,7 +57,16 @@ class RenderInfo:
         )
 
 
-def load_script(path: Path, ramp_bars: int = 4) -> list[ScriptEvent]:
+def check_styles(prompt: Prompt, moderator: Moderator, where: str) -> None:
+    """Refuse impersonation: no style may name an artist to imitate."""
+    for sw in prompt.mix:
+        try:
+            moderator.moderate(sw.style)
+        except SuggestionRefused as e:
+            raise RenderError(f"{where}: style {sw.style!r} refused: {e}") from None
+
+
+def load_script(path: Path, moderator: Moderator, ramp_bars: int = 4) -> list[ScriptEvent]:
     try:
         raw = json.loads(path.read_text())
     except OSError as e:
@@ -78,6 +88,7 @@ def load_script(path: Path, ramp_bars: int = 4) -> list[ScriptEvent]:
         controls = {k: item[k] for k in ("bpm", "energy", "brightness", "mode", "section") if k in item}
         try:
             prompt = prompt_from_json(item.get("prompt"), ramp_bars=ramp_bars, **controls)
+            check_styles(prompt, moderator, f"script event {i}")
             resolve(prompt)
         except (PromptError, UnknownStyleError) as e:
             raise RenderError(f"script event {i}: {e}") from None
@@ -105,9 +116,11 @@ def render_to_file(
         raise RenderError(f"seconds must be within 0..{MAX_SECONDS:g}, got {seconds!r}")
     if out.suffix.lower() not in (".wav", ".flac", ".ogg", ".mp3"):
         raise RenderError(f"output {str(out)!r} must end in .wav, .flac, .ogg or .mp3")
-    events = load_script(script) if script is not None else []
+    moderator = Moderator(ModerationConfig(), load_wordlist("artists"), load_wordlist("blocked_words"))
+    events = load_script(script, moderator) if script is not None else []
     try:
         current = Prompt.of(style)
+        check_styles(current, moderator, "--style")
         resolve(current)
     except (PromptError, UnknownStyleError) as e:
         raise RenderError(str(e)) from None

@@ -142,11 +142,11 @@ function render(s) {
     if (document.activeElement !== radio) radio.checked = radio.value === s.mode;
   }
 
-  setText($("#dj-round"), `round ${s.round}`);
-  setText($("#dj-votes"), `${plural(s.votes ?? 0, "vote", "votes")} this round`);
+  setText($("#dj-round"), `${plural(s.votes ?? 0, "vote", "votes")}`);
+  setText($("#dj-votes"), `Round ${s.round}`);
   renderOptions($("#dj-options"), optRows, s.options ?? [], s.tallies ?? {}, s.votes, true);
   if (s.moves) {
-    setText($("#dj-moves-round"), `round ${s.moves.round} · ${plural(s.moves.votes ?? 0, "vote", "votes")}`);
+    setText($("#dj-moves-round"), plural(s.moves.votes ?? 0, "vote", "votes"));
     renderOptions($("#dj-moves"), moveRows, s.moves.options ?? [], s.moves.tallies ?? {}, s.moves.votes, false);
   }
   renderSuggestions(s.suggestions ?? []);
@@ -341,6 +341,17 @@ $("#prompt-form").addEventListener("submit", async (ev) => {
   say(msg, r.ok ? `Now playing: ${prompt.map((p) => `${p.style} ${p.weight}`).join(", ")}.${landing(r.data)}`
     : `Failed: ${r.message}`, r.ok ? "ok" : "err");
 });
+
+// a QR image that fails to load must not leave a blank square on the projector
+for (const img of [$("#qr"), $("#proj-qr")]) {
+  const broken = () => {
+    if (img.hidden) return;
+    img.hidden = true;
+    img.after(el("p", { class: "error" }, "The QR code could not be loaded: share the address below."));
+  };
+  img.addEventListener("error", broken, { once: true });
+  if (img.complete && img.naturalWidth === 0 && img.getAttribute("src")) broken(); // failed before this ran
+}
 
 // ---------- projector ----------
 

@@ -90,8 +90,22 @@ def server() -> Iterator[str]:
         return
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
-    cmd = [sys.executable, "-m", "concert", "serve", "--host", "127.0.0.1", "--port", str(port),
-           "--output", "none", "--round-bars", "2", "--dj-token", DJ_TOKEN]
+    cmd = [
+        sys.executable,
+        "-m",
+        "concert",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--output",
+        "none",
+        "--round-bars",
+        "2",
+        "--dj-token",
+        DJ_TOKEN,
+    ]
     with tempfile.TemporaryFile() as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         try:
@@ -124,9 +138,19 @@ def driver() -> Iterator[webdriver.Chrome]:
     profile = tempfile.mkdtemp(prefix="concert-chrome-")
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--mute-audio", f"--user-data-dir={profile}", f"--window-size={PHONE[0]},{PHONE[1]}"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--mute-audio",
+        f"--user-data-dir={profile}",
+        f"--window-size={PHONE[0]},{PHONE[1]}",
+    ):
         opts.add_argument(arg)
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     drv = None
@@ -143,8 +167,9 @@ def driver() -> Iterator[webdriver.Chrome]:
 
 def phone(drv: webdriver.Chrome, width: int, height: int) -> None:
     """Emulate a phone viewport (mobile layout, touch) of width x height CSS pixels."""
-    drv.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
-                        {"width": width, "height": height, "deviceScaleFactor": 2, "mobile": True})
+    drv.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride", {"width": width, "height": height, "deviceScaleFactor": 2, "mobile": True}
+    )
     drv.execute_cdp_cmd("Emulation.setTouchEmulationEnabled", {"enabled": True, "maxTouchPoints": 5})
 
 
@@ -154,8 +179,10 @@ def media(drv: webdriver.Chrome, *features: tuple[str, str]) -> None:
 
 
 def desktop(drv: webdriver.Chrome, width: int = 1280, height: int = 800) -> None:
-    drv.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
-                        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
+    drv.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+    )
     drv.execute_cdp_cmd("Emulation.setTouchEmulationEnabled", {"enabled": False})
 
 
@@ -263,20 +290,27 @@ def a11y_smoke(drv: webdriver.Chrome) -> None:
     assert len(drv.find_elements(By.TAG_NAME, "h1")) == 1, "expected exactly one h1"
     assert len(drv.find_elements(By.CSS_SELECTOR, "main, [role=main]")) == 1, "expected one main landmark"
     for b in drv.find_elements(By.CSS_SELECTOR, "button, [role=button]"):
-        name = b.accessible_name if b.is_displayed() else drv.execute_script(
-            "return arguments[0].getAttribute('aria-label') || arguments[0].textContent", b)
+        name = (
+            b.accessible_name
+            if b.is_displayed()
+            else drv.execute_script("return arguments[0].getAttribute('aria-label') || arguments[0].textContent", b)
+        )
         assert (name or "").strip(), f"button without an accessible name: {b.get_attribute('outerHTML')[:200]}"
     for i in drv.find_elements(By.CSS_SELECTOR, "input:not([type=hidden]), select, textarea"):
         labelled = drv.execute_script(
             "const e = arguments[0]; return (e.labels && e.labels.length > 0) || "
-            "!!e.getAttribute('aria-label') || !!e.getAttribute('aria-labelledby')", i)
+            "!!e.getAttribute('aria-label') || !!e.getAttribute('aria-labelledby')",
+            i,
+        )
         assert labelled, f"input without a label: {i.get_attribute('outerHTML')[:200]}"
         if i.is_displayed():
-            assert (i.accessible_name or "").strip(), f"input without an accessible name: {i.get_attribute('outerHTML')}"
+            html = i.get_attribute("outerHTML")
+            assert (i.accessible_name or "").strip(), f"input without an accessible name: {html}"
     for img in drv.find_elements(By.TAG_NAME, "img"):
         alt = img.get_attribute("alt")
-        assert alt is not None and (alt.strip() or img.get_attribute("role") == "presentation"), \
+        assert alt is not None and (alt.strip() or img.get_attribute("role") == "presentation"), (
             f"image without alt: {img.get_attribute('outerHTML')[:200]}"
+        )
     dup = drv.execute_script("""
         const seen = new Set(), dup = [];
         for (const e of document.querySelectorAll('[id]')) { if (seen.has(e.id)) dup.push(e.id); seen.add(e.id); }
@@ -286,7 +320,8 @@ def a11y_smoke(drv: webdriver.Chrome) -> None:
 
 def small_targets(drv: webdriver.Chrome, minimum: int = 44) -> list[str]:
     """Visible buttons, links and form controls smaller than minimum x minimum CSS pixels."""
-    return drv.execute_script("""
+    return drv.execute_script(
+        """
         const min = arguments[0], bad = [];
         for (const e of document.querySelectorAll('button, a[href], input, select, summary')) {
             const r = e.getBoundingClientRect();
@@ -294,13 +329,15 @@ def small_targets(drv: webdriver.Chrome, minimum: int = 44) -> list[str]:
             if (e.type === 'checkbox' || e.type === 'radio') continue;  // their <label> is the target
             if (r.width < min || r.height < min) bad.push(`${e.outerHTML.slice(0, 80)} ${r.width}x${r.height}`);
         }
-        return bad;""", minimum)
+        return bad;""",
+        minimum,
+    )
 
 
 def overflowing(drv: webdriver.Chrome) -> list[str]:
     return drv.execute_script("""
-        const w = document.documentElement.clientWidth, bad = [];
-        if (document.documentElement.scrollWidth > w) bad.push(`document ${document.documentElement.scrollWidth} > ${w}`);
+        const root = document.documentElement, w = root.clientWidth, bad = [];
+        if (root.scrollWidth > w) bad.push(`document ${root.scrollWidth} > ${w}`);
         for (const e of document.body.querySelectorAll('*')) {
             const r = e.getBoundingClientRect();
             if (r.width > 1 && r.right > w + 0.5) bad.push(`${e.tagName}#${e.id}.${e.className} right=${r.right}`);
@@ -395,8 +432,12 @@ def test_vote_is_pressed_counted_and_announced(server: str, driver: webdriver.Ch
     assert f"{before + 1} " in target.find_element(By.CSS_SELECTOR, ".opt-count").text
     wait(driver, lambda d: any("Vote counted" in s and label in s for s in said(d)), what="vote announced")
     # the round closes: its result shows ("X won — lands on bar N") and is announced
-    wait(driver, lambda d: d.find_element(By.ID, "result-box").is_displayed()
-         and "won" in d.find_element(By.ID, "result").text, timeout=30, what="round result shown")
+    wait(
+        driver,
+        lambda d: d.find_element(By.ID, "result-box").is_displayed() and "won" in d.find_element(By.ID, "result").text,
+        timeout=30,
+        what="round result shown",
+    )
     assert "bar" in driver.find_element(By.ID, "result").text
     wait(driver, lambda d: any(" won" in s for s in said(d)), timeout=30, what="round result announced")
     shot(driver, "audience_voted")
@@ -429,8 +470,9 @@ def test_tallies_move_when_another_phone_votes(server: str, driver: webdriver.Ch
     # live updates re-use the buttons: keyboard / screen-reader focus stays put
     assert driver.execute_script("return document.activeElement === arguments[0]", btn)
     # tally ticks are not announced
-    assert not any("vote" in s.lower() and "counted" not in s.lower() and "won" not in s for s in said(driver)), \
-        said(driver)
+    assert not any("vote" in s.lower() and "counted" not in s.lower() and "won" not in s for s in said(driver)), said(
+        driver
+    )
 
 
 def test_moves_ballot_votes(server: str, driver: webdriver.Chrome) -> None:
@@ -449,8 +491,11 @@ def test_moves_ballot_votes(server: str, driver: webdriver.Chrome) -> None:
         def pressed(d, btn=btn, round_id=round_id):
             if d.find_element(By.ID, "moves-ballot").get_attribute("data-round") != round_id:
                 return "rolled"
-            return "ok" if btn.get_attribute("aria-pressed") == "true" and int(btn.get_attribute("data-count")) > 0 \
+            return (
+                "ok"
+                if btn.get_attribute("aria-pressed") == "true" and int(btn.get_attribute("data-count")) > 0
                 else False
+            )
 
         if wait(driver, pressed, what="move vote pressed") == "ok":
             break
@@ -481,8 +526,11 @@ def test_suggestions_refused_added_and_upvoted(server: str, driver: webdriver.Ch
     box.send_keys(text)
     wait(driver, lambda d: not err.is_displayed(), what="error cleared on typing")
     box.submit()
-    wait(driver, lambda d: any(e.text == text for e in d.find_elements(By.CSS_SELECTOR, "#suggestions .sug-text")),
-         what="suggestion listed")
+    wait(
+        driver,
+        lambda d: any(e.text == text for e in d.find_elements(By.CSS_SELECTOR, "#suggestions .sug-text")),
+        what="suggestion listed",
+    )
     wait(driver, lambda d: box.get_attribute("value") == "", what="input cleared")
     wait(driver, lambda d: any("Thanks" in s for s in said(d)), what="suggestion announced")
 
@@ -527,8 +575,12 @@ def test_listen_page_plays_the_stream(server: str, driver: webdriver.Chrome) -> 
     assert play.accessible_name.strip() == "Play"
     play.click()
     wait(driver, lambda d: play.get_attribute("data-state") != "idle", what="player started")
-    wait(driver, lambda d: d.execute_script("return arguments[0].currentTime", audio) > 0.3, timeout=30,
-         what="stream audio advancing")
+    wait(
+        driver,
+        lambda d: d.execute_script("return arguments[0].currentTime", audio) > 0.3,
+        timeout=30,
+        what="stream audio advancing",
+    )
     assert "/stream" in audio.get_attribute("src")
     assert play.accessible_name.strip() == "Stop"
     assert driver.find_element(By.ID, "player-status").text == "Playing live"
@@ -565,8 +617,11 @@ def test_dj_console_pauses_the_audience(server: str, driver: webdriver.Chrome) -
     open_page(driver, server + f"/dj?token={DJ_TOKEN}")
     wait(driver, lambda d: "token" not in d.current_url, what="token moved out of the address bar")
     qr = driver.find_element(By.ID, "qr")
-    wait(driver, lambda d: d.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", qr),
-         what="QR image loaded")
+    wait(
+        driver,
+        lambda d: d.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", qr),
+        what="QR image loaded",
+    )
     assert qr.get_attribute("alt").startswith("QR code to join: http")
     wait(driver, lambda d: d.find_element(By.ID, "s-bar").text.isdigit(), what="live state")
     wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#dj-options li"), what="ballot on the console")
@@ -643,9 +698,15 @@ def test_dj_mode_veto_skip_and_override(server: str, driver: webdriver.Chrome) -
         victim = styles[-1]
         name = f"Veto {victim['label']}"
         try:
-            button = wait(driver, lambda d, name=name: next(
-                (b for b in d.find_elements(By.CSS_SELECTOR, "#dj-options li button") if b.accessible_name == name),
-                None), timeout=5, what=f"button {name!r}")
+            button = wait(
+                driver,
+                lambda d, name=name: next(
+                    (b for b in d.find_elements(By.CSS_SELECTOR, "#dj-options li button") if b.accessible_name == name),
+                    None,
+                ),
+                timeout=5,
+                what=f"button {name!r}",
+            )
             button.click()
         except (StaleElementReferenceException, TimeoutException):
             continue  # the ballot moved on under us
