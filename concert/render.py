@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from engine.synth.source import StyleSynth, SynthConfig
 
 from concert.moderation import ModerationConfig, Moderator, SuggestionRefused, load_wordlist
 from concert.rounds import Schedule
@@ -23,6 +22,7 @@ from engine.interpret import resolve
 from engine.prompt import Prompt, PromptError, prompt_from_json
 from engine.source import AudioSource
 from engine.styles import UnknownStyleError
+from engine.synth.source import StyleSynth, SynthConfig
 
 MAX_SECONDS = 24 * 3600.0  # longest render accepted, seconds
 

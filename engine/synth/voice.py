@@ -110,7 +110,7 @@ class GenreVoice:
         music = level("music", spec.music_level, 0.25)
         out = drums + music + level("bass", spec.bass_level, 0.3) + level("fx", spec.crackle, 0.0)  # (n,)
         send = spec.reverb_drums * drums + spec.reverb_music * music  # (n,)
-        return out.astype(np.float32), send.astype(np.float32)
+        return np.asarray(out, np.float32), np.asarray(send, np.float32)
 
     def _place(
         self, ctx: BarContext, grid: BarGrid, rng: np.random.Generator
