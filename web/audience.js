@@ -269,11 +269,11 @@ function renderBallot(list, key, round, options, tallies, votes) {
     }
     const count = tallies?.[o.id] ?? 0;
     const pct = total ? Math.round((count * 100) / total) : 0;
-    setText(row.label, o.label);
+    if (row.labelText.data !== o.label) row.labelText.data = o.label;
     setText(row.tag, o.kind === "suggestion" ? "crowd idea" : "");
     row.tag.hidden = !row.tag.textContent;
     setText(row.count, `${count} · ${pct}%`);
-    setText(row.sr, `, ${plural(count, "vote", "votes")}, ${pct} percent${o.kind === "suggestion" ? ", crowd suggestion" : ""}`);
+    setText(row.sr, `${plural(count, "vote", "votes")}, ${pct} percent${o.kind === "suggestion" ? ", crowd suggestion" : ""}`);
     row.fill.style.width = `${pct}%`;
     row.btn.dataset.count = String(count);
     row.btn.classList.toggle("lead", count > 0 && count === lead);
@@ -287,7 +287,8 @@ function renderBallot(list, key, round, options, tallies, votes) {
 }
 
 function makeOption(key, id) {
-  const label = el("span", { class: "opt-label" });
+  const labelText = document.createTextNode("");
+  const label = el("span", { class: "opt-label" }, labelText, el("span", { class: "sr-only" }, ","));
   const tag = el("span", { class: "opt-tag", "aria-hidden": "true" });
   const minetag = el("span", { class: "opt-mine", "aria-hidden": "true" }, "✓ your vote");
   const count = el("span", { class: "opt-count", "aria-hidden": "true" });
@@ -298,7 +299,7 @@ function makeOption(key, id) {
     el("span", { class: "opt-bar", "aria-hidden": "true" }, fill));
   btn.addEventListener("click", () => vote(key, id));
   const li = el("li", {}, btn);
-  return { li, btn, label, tag, count, sr, fill };
+  return { li, btn, labelText, tag, count, sr, fill };
 }
 
 function renderVoteButtons() {
