@@ -273,7 +273,7 @@ function renderBallot(list, key, round, options, tallies, votes) {
     setText(row.tag, o.kind === "suggestion" ? "crowd idea" : "");
     row.tag.hidden = !row.tag.textContent;
     setText(row.count, `${count} · ${pct}%`);
-    setText(row.sr, `${plural(count, "vote", "votes")}, ${pct} percent${o.kind === "suggestion" ? ", crowd suggestion" : ""}`);
+    setText(row.sr, `, ${plural(count, "vote", "votes")}, ${pct} percent${o.kind === "suggestion" ? ", crowd suggestion" : ""}`);
     row.fill.style.width = `${pct}%`;
     row.btn.dataset.count = String(count);
     row.btn.classList.toggle("lead", count > 0 && count === lead);
@@ -288,7 +288,7 @@ function renderBallot(list, key, round, options, tallies, votes) {
 
 function makeOption(key, id) {
   const labelText = document.createTextNode("");
-  const label = el("span", { class: "opt-label" }, labelText, el("span", { class: "sr-only" }, ","));
+  const label = el("span", { class: "opt-label" }, labelText);
   const tag = el("span", { class: "opt-tag", "aria-hidden": "true" });
   const minetag = el("span", { class: "opt-mine", "aria-hidden": "true" }, "✓ your vote");
   const count = el("span", { class: "opt-count", "aria-hidden": "true" });

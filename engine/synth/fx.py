@@ -14,7 +14,7 @@ RISER_SPAN = 18.0  # ratio the centre climbs by over a full build
 
 
 def riser_level(progress: float) -> float:
-    return 0.015 + 0.11 * progress**2
+    return 0.02 + 0.16 * progress**2
 
 
 class SectionFx:
