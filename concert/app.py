@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import io
 import importlib.resources
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -66,8 +67,9 @@ async def metrics_endpoint(request: Request) -> Response:
 
 async def qr_svg(request: Request) -> Response:
     url = _rt(request).config.join_url
-    svg = segno.make(url, error="m").svg_inline(scale=8, border=2, dark="#000", light="#fff")
-    return Response(svg, media_type="image/svg+xml")
+    buf = io.BytesIO()
+    segno.make(url, error="m").save(buf, kind="svg", xmldecl=False, scale=8, border=2, dark="#000", light="#fff")
+    return Response(buf.getvalue(), media_type="image/svg+xml", headers={"Cache-Control": "no-cache"})
 
 
 async def stream(request: Request) -> Response:
@@ -103,6 +105,10 @@ def _dj(action):  # type: ignore[no-untyped-def]
         return JSONResponse({"ok": True, **(result or {})})
 
     return endpoint
+
+
+async def dj_check(rt: Runtime, body: dict[str, Any]) -> dict[str, Any]:
+    return {"join_url": rt.config.join_url}
 
 
 async def dj_prompt(rt: Runtime, body: dict[str, Any]) -> dict[str, Any]:
@@ -151,6 +157,7 @@ def create_app(config: ServeConfig) -> Starlette:
         Route("/stream", stream),
         Route("/healthz", healthz),
         Route("/metrics", metrics_endpoint),
+        Route("/api/dj/check", _dj(dj_check), methods=["GET"]),
         Route("/api/dj/prompt", _dj(dj_prompt), methods=["POST"]),
         Route("/api/dj/voting", _dj(dj_voting), methods=["POST"]),
         Route("/api/dj/mode", _dj(dj_mode), methods=["POST"]),

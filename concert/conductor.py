@@ -206,21 +206,21 @@ class Conductor:
         winner_move, self.live = agg.close_moves(
             moves.id, m_tallies, self.live, self.config.moves, self.config.aggregator.quorum
         )
-        self._record(moves, winner_move, m_tallies, lands)
         close_direction = force_direction or bar >= direction.close_bar
         promoted: tuple[agg.Option, ...] = ()
+        d_result: agg.RoundResult | None = None
+        d_tallies: dict[str, int] = {}
         if close_direction:
             d_tallies = self._live_tallies(direction, await self.store.close_round(direction.id))
-            result = agg.close_round(
+            d_result = agg.close_round(
                 direction.id, direction.live_options(), d_tallies, self.mix, self.config.aggregator
             )
             if self.mode != "anarchy":
-                self.mix = result.mix
+                self.mix = d_result.mix
             self.home = self.mix
             for o in direction.options:
                 if o.id.startswith("s:"):
                     await self.store.remove_suggestion(o.id[2:])
-            self._record(direction, result.winner, d_tallies, lands)
             promoted = await self._promoted_suggestions()
         section = sched.section_for(lands)
         if self.live.drop:
@@ -228,8 +228,10 @@ class Conductor:
             self.live = replace(self.live, drop=False)
         ramp = self.config.ramp_bars if close_direction else 1
         landing = self._schedule(self._build_prompt(section, ramp_bars=ramp), at_bar=lands)
-        if self.last_result is not None:
-            self.last_result["lands_at_bar"] = landing
+        if m_tallies:  # a phrase nobody voted on is no news
+            self._record(moves, winner_move, m_tallies, landing)
+        if d_result is not None:
+            self._record(direction, d_result.winner, d_tallies, landing)
         self.counters.rounds += 1
         self.moves = self._new_moves(bar + 1)
         if close_direction:

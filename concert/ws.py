@@ -47,7 +47,8 @@ async def audience_socket(ws: WebSocket) -> None:
     limiter = RateLimiter()
     try:
         state = await rt.conductor.state(rt.clients)
-        await ws.send_text(json.dumps({"type": "hello", "device": token, "state": state}))
+        hello = {"type": "hello", "device": token, "join_url": rt.config.join_url, "state": state}
+        await ws.send_text(json.dumps(hello))
         rt.conductor.dirty.set()  # client count changed
         while True:
             msg = await ws.receive()

@@ -690,12 +690,12 @@ def test_dj_mode_veto_skip_and_override(server: str, driver: webdriver.Chrome) -
     before = api_state(server)["round"]
     driver.find_element(By.ID, "skip-btn").click()
     wait(driver, lambda d: api_state(server)["round"] != before, what="round skipped")
-    # veto a style option: it leaves the ballot
+    # veto an option: it leaves the ballot
     for _attempt in range(4):
         st = wait_round_time(server)
-        styles = [o for o in st["options"] if o["kind"] == "style"]
-        assert styles, st["options"]
-        victim = styles[-1]
+        vetoable = [o for o in st["options"] if o["kind"] != "stay"]
+        assert vetoable, st["options"]
+        victim = vetoable[-1]
         name = f"Veto {victim['label']}"
         try:
             button = wait(
