@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import hmac
-import io
 import importlib.resources
+import io
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
