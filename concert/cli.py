@@ -83,12 +83,12 @@ def _bench(args: argparse.Namespace) -> int:
     if args.what == "synth":
         from engine.synth.bench import bench_synth
 
-        result = bench_synth(seconds=args.seconds)
+        result = bench_synth(seconds=args.seconds or 60.0)
     else:
         from concert.bench.votes import VoteBenchConfig, run_vote_bench
 
         result = run_vote_bench(
-            VoteBenchConfig(clients=args.clients, rate=args.rate, seconds=args.seconds, store=args.store)
+            VoteBenchConfig(clients=args.clients, rate=args.rate, seconds=args.seconds or 20.0, store=args.store)
         )
     if not args.json:
         for k, v in result.items():
@@ -133,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("what", choices=("votes", "synth"))
     b.add_argument("--clients", type=int, default=1000)
     b.add_argument("--rate", type=float, default=500.0, help="total votes per second")
-    b.add_argument("--seconds", type=float, default=20.0)
+    b.add_argument("--seconds", type=float, default=None, help="votes: voting time (20); synth: audio rendered (60)")
     b.add_argument("--store", default="memory://")
     b.add_argument("--json", action="store_true", help="print only the JSON line")
     b.set_defaults(func=_bench)

@@ -27,9 +27,10 @@ class Subscriber:
 class Fanout:
     """Publish a text frame to every subscriber without awaiting any of them."""
 
-    def __init__(self, send_timeout: float = 5.0, batch: int = 32) -> None:
+    def __init__(self, send_timeout: float = 5.0, batch: int = 32, spread: float = 0.1) -> None:
         self.send_timeout = send_timeout  # seconds a single send may take before the client is dropped
         self.batch = batch  # subscribers woken per event-loop iteration
+        self.spread = spread  # seconds over which one frame's batches are spaced out, so no burst hogs the loop
         self._latest: str | None = None
         self._spreader: asyncio.Task[None] | None = None
         self._subs: set[Subscriber] = set()
@@ -65,11 +66,14 @@ class Fanout:
     async def _spread(self) -> None:
         while self._latest is not None:
             frame, self._latest = self._latest, None
-            for i, sub in enumerate(list(self._subs)):
+            subs = list(self._subs)
+            batches = max(1, -(-len(subs) // self.batch))
+            gap = self.spread / batches if batches > 1 else 0.0  # seconds between batches
+            for i, sub in enumerate(subs):
                 sub.pending = frame
                 sub.wake.set()
                 if i % self.batch == self.batch - 1:
-                    await asyncio.sleep(0)  # a newer frame meanwhile gets a full pass of its own
+                    await asyncio.sleep(gap)  # a newer frame meanwhile gets a full pass of its own
 
     async def _pump(self, sub: Subscriber) -> None:
         while not sub.closed:

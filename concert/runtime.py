@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import time
@@ -140,6 +141,8 @@ async def running(config: ServeConfig) -> AsyncIterator[Runtime]:
         ready = await asyncio.to_thread(lookahead.wait_ready, 60.0)
         if not ready:
             raise RuntimeError("the audio source did not fill its lookahead within 60 s")
+        gc.collect()
+        gc.freeze()  # start-up objects never need scanning again: shorter collector pauses mid-set
         player = Player(lookahead, outputs, conductor.on_block)
         rt = Runtime(config, store, source, lookahead, conductor, stream, player, DeviceSigner(config.secret))
         rt.outputs = outputs

@@ -43,13 +43,14 @@ async def audience_socket(ws: WebSocket) -> None:
         device = rt.signer.verify(token)
     assert device is not None and token is not None  # minted tokens always verify
     await ws.accept()
-    sub = rt.fanout.subscribe(ws.send_text)
+    sub = None
     limiter = RateLimiter()
     try:
-        state = await rt.conductor.state(rt.clients)
+        state = await rt.conductor.state(rt.clients + 1)
         hello = {"type": "hello", "device": token, "join_url": rt.config.join_url, "state": state}
-        await ws.send_text(json.dumps(hello))
-        rt.conductor.dirty.set()  # client count changed
+        await ws.send_text(json.dumps(hello))  # always the first frame: subscribe only after it
+        sub = rt.fanout.subscribe(ws.send_text)
+        rt.conductor.dirty.set()  # the client count changed, and anything since `state` is re-sent
         while True:
             msg = await ws.receive()
             if msg["type"] == "websocket.disconnect":
@@ -71,8 +72,9 @@ async def audience_socket(ws: WebSocket) -> None:
     except WebSocketDisconnect:
         pass
     finally:
-        await rt.fanout.unsubscribe(sub)
-        rt.conductor.dirty.set()
+        if sub is not None:
+            await rt.fanout.unsubscribe(sub)
+            rt.conductor.dirty.set()
 
 
 async def handle(rt: Runtime, device: str, text: str) -> str:
