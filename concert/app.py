@@ -14,8 +14,7 @@ import segno
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
-from starlette.routing import Mount, Route, WebSocketRoute
-from starlette.staticfiles import StaticFiles
+from starlette.routing import Route, WebSocketRoute
 
 from concert import metrics
 from concert.config import ServeConfig
@@ -37,9 +36,20 @@ def _rt(request: Request) -> Runtime:
     return rt
 
 
+STATIC_TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
+PAGE_HEADERS = {
+    "Cache-Control": "no-cache",
+    "Content-Security-Policy": (
+        "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self'; media-src 'self'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
 def _page(name: str, set_cookie: bool = False):  # type: ignore[no-untyped-def]
     async def page(request: Request) -> Response:
-        resp = FileResponse(web_dir() / name, media_type="text/html", headers={"Cache-Control": "no-cache"})
+        resp = FileResponse(web_dir() / name, media_type="text/html", headers=PAGE_HEADERS)
         if set_cookie:
             rt = _rt(request)
             if rt.signer.verify(request.cookies.get(COOKIE_NAME)) is None:
@@ -47,6 +57,18 @@ def _page(name: str, set_cookie: bool = False):  # type: ignore[no-untyped-def]
         return resp
 
     return page
+
+
+async def static(request: Request) -> Response:
+    """The pages' scripts, styles and icons (and nothing else from the web folder)."""
+    name = request.path_params["name"]
+    path = web_dir() / name
+    kind = STATIC_TYPES.get(path.suffix)
+    if kind is None or "/" in name or name.startswith(".") or not path.is_file():
+        return Response("not found", status_code=404, media_type="text/plain")
+    return FileResponse(
+        path, media_type=kind, headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
+    )
 
 
 async def api_state(request: Request) -> Response:
@@ -164,6 +186,6 @@ def create_app(config: ServeConfig) -> Starlette:
         Route("/api/dj/veto", _dj(dj_veto), methods=["POST"]),
         Route("/api/dj/skip", _dj(dj_skip), methods=["POST"]),
         WebSocketRoute("/ws", audience_socket),
-        Mount("/static", StaticFiles(directory=web_dir()), name="static"),
+        Route("/static/{name}", static),
     ]
     return Starlette(routes=routes, lifespan=lifespan)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,7 +60,26 @@ class ServeConfig:
 
     @property
     def join_url(self) -> str:
+        """The URL phones open (and the QR code holds)."""
         if self.public_url:
             return self.public_url
-        host = "localhost" if self.host in ("127.0.0.1", "0.0.0.0", "::") else self.host
+        host = self.host
+        if host in ("0.0.0.0", "::", ""):
+            host = lan_address()
+        elif host == "127.0.0.1":
+            host = "localhost"
         return f"http://{host}:{self.port}/"
+
+
+def lan_address() -> str:
+    """This machine's address on its local network, for phones to reach; "localhost" if none.
+
+    A UDP socket "connected" to a documentation address picks the outgoing interface
+    without sending a packet.
+    """
+    with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.connect(("192.0.2.1", 9))  # TEST-NET-1: route lookup only, nothing is sent
+        addr = str(s.getsockname()[0])
+        if not addr.startswith("127."):
+            return addr
+    return "localhost"

@@ -240,6 +240,7 @@ def test_http_endpoints(slow_rounds: Server) -> None:
     with urllib.request.urlopen(f"{slow_rounds.http}/", timeout=10) as r:
         assert r.status == 200
         assert "concert_device=" in r.headers["set-cookie"]
+        assert "default-src 'self'" in r.headers["content-security-policy"]
         assert b"<html" in r.read().lower()
     status, health = get_json(f"{slow_rounds.http}/healthz")
     assert status == 200 and health["ok"] is True
@@ -261,6 +262,12 @@ def test_http_endpoints(slow_rounds: Server) -> None:
         assert f"\n{name}" in text or text.startswith(name), name
     with urllib.request.urlopen(f"{slow_rounds.http}/qr.svg", timeout=10) as r:
         assert b"<svg" in r.read()
+    with urllib.request.urlopen(f"{slow_rounds.http}/static/style.css", timeout=10) as r:
+        assert r.headers["content-type"].startswith("text/css")
+    for hidden in ("__init__.py", "..%2Fpyproject.toml", "nope.js"):
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(f"{slow_rounds.http}/static/{hidden}", timeout=10)
+        assert e.value.code == 404
 
 
 def test_dj_controls(slow_rounds: Server) -> None:
