@@ -13,14 +13,12 @@ import contextlib
 import json
 import random
 import resource
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from dataclasses import dataclass, field
 
 from websockets.asyncio.client import ClientConnection, connect
+
+from concert.bench.serve import serve
 
 
 @dataclass(frozen=True)
@@ -49,12 +47,6 @@ class _Results:
     error_codes: dict[str, int] = field(default_factory=dict)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -66,35 +58,6 @@ def _raise_fd_limit(need: int) -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < need:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(need, soft)), hard))
-
-
-@contextlib.contextmanager
-def serve_subprocess(port: int, store: str, extra: tuple[str, ...] = ()):  # type: ignore[no-untyped-def]
-    cmd = [sys.executable, "-m", "concert", "serve", "--port", str(port), "--store", store]
-    cmd += ["--round-bars", "64", "--song-phrases", "2", "--log-level", "warning", *extra]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                err = proc.stderr.read().decode() if proc.stderr else ""
-                raise RuntimeError(f"server exited early ({proc.returncode}): {err[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("server did not become healthy within 90 s")
-            time.sleep(0.2)
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 async def _reader(c: _Client, res: _Results, stop: asyncio.Event) -> None:
@@ -188,6 +151,7 @@ async def _run(cfg: VoteBenchConfig, port: int) -> dict[str, object]:
 
 def run_vote_bench(cfg: VoteBenchConfig) -> dict[str, object]:
     _raise_fd_limit(cfg.clients * 2 + 256)
-    port = _free_port()
-    with serve_subprocess(port, cfg.store):
-        return asyncio.run(_run(cfg, port))
+    # rounds long enough (64 bars) that none closes mid-run
+    args = ("--store", cfg.store, "--round-bars", "64", "--song-phrases", "2", "--log-level", "warning")
+    with serve(*args) as server:
+        return asyncio.run(_run(cfg, server.port))

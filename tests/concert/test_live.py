@@ -55,7 +55,8 @@ def get_json(url: str, token: str | None = None, body: dict | None = None) -> tu
         with urllib.request.urlopen(req, timeout=10) as r:
             return r.status, json.loads(r.read())
     except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
+        with e:
+            return e.code, json.loads(e.read())
 
 
 class StreamTap:
@@ -268,6 +269,7 @@ def test_http_endpoints(slow_rounds: Server) -> None:
         with pytest.raises(urllib.error.HTTPError) as e:
             urllib.request.urlopen(f"{slow_rounds.http}/static/{hidden}", timeout=10)
         assert e.value.code == 404
+        e.value.close()
 
 
 def test_dj_controls(slow_rounds: Server) -> None:

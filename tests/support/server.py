@@ -1,70 +1,7 @@
-"""Start the real `concert serve` in a subprocess on a free loopback port (for integration tests)."""
+"""The real `concert serve` in a subprocess, for integration tests (shared with the benchmarks)."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from concert.bench.serve import Server, free_port, serve
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Server:
-    port: int
-    proc: subprocess.Popen[bytes]
-    log: Path
-
-    @property
-    def http(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
-@contextlib.contextmanager
-def serve(*args: str, log_dir: Path, env: dict[str, str] | None = None, timeout: float = 60) -> Iterator[Server]:
-    port = free_port()
-    log = log_dir / f"serve-{port}.log"
-    cmd = [sys.executable, "-m", "concert", "serve", "--host", "127.0.0.1", "--port", str(port), *args]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
-    server = Server(port, proc, log)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"concert serve exited with {proc.returncode}:\n{server.output()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{server.http}/healthz", timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"concert serve not healthy after {timeout} s:\n{server.output()[-3000:]}")
-            time.sleep(0.1)
-        yield server
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+__all__ = ["Server", "free_port", "serve"]

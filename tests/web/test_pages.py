@@ -16,9 +16,6 @@ import contextlib
 import json
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 import urllib.error
@@ -27,6 +24,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from concert.bench.serve import serve
 
 pytestmark = pytest.mark.browser
 
@@ -51,12 +50,6 @@ WAIT = 15.0  # seconds for anything the server pushes
 
 
 # ---------------------------------------------------------------- fixtures
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
@@ -88,47 +81,9 @@ def server() -> Iterator[str]:
     if given:
         yield given.rstrip("/")
         return
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    cmd = [
-        sys.executable,
-        "-m",
-        "concert",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--output",
-        "none",
-        "--round-bars",
-        "2",
-        "--dj-token",
-        DJ_TOKEN,
-    ]
-    with tempfile.TemporaryFile() as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 90
-            while True:
-                if proc.poll() is not None:
-                    log.seek(0)
-                    pytest.fail(f"server exited with {proc.returncode}:\n{log.read().decode(errors='replace')[-4000:]}")
-                with contextlib.suppress(OSError):
-                    if _get(base + "/healthz")[0] == 200:
-                        break
-                if time.monotonic() > deadline:
-                    log.seek(0)
-                    pytest.fail(f"server not healthy after 90 s:\n{log.read().decode(errors='replace')[-4000:]}")
-                time.sleep(0.2)
-            yield base
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    args = ("--output", "none", "--round-bars", "2", "--dj-token", DJ_TOKEN)
+    with serve(*args) as srv:
+        yield srv.http
 
 
 @pytest.fixture(scope="module")
