@@ -31,6 +31,7 @@ class ServeConfig:
     lookahead: float = 0.6  # seconds rendered ahead of playback
     block: float = 0.1  # seconds per block handed to the outputs
     state_hz: float = 4.0  # maximum state broadcasts per second
+    max_frames_per_s: float = 2000.0  # state frames sent per second to all clients together (big crowds get fewer)
     dj_token: str = field(default_factory=lambda: secrets.token_urlsafe(12))  # operator console token
     secret: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)  # HMAC key for device cookies
     public_url: str | None = None  # URL printed and put in the QR code; None = http://host:port/

@@ -59,9 +59,13 @@ class Runtime:
         return len(self.fanout)
 
     async def publish_loop(self) -> None:
-        """Publish state when something changed, at most config.state_hz times a second."""
-        period = 1.0 / self.config.state_hz
+        """Publish state when something changed, at most config.state_hz times a second.
+
+        Big crowds get fewer frames each, so the server never sends more than
+        config.max_frames_per_s state frames a second in total.
+        """
         while True:
+            period = max(1.0 / self.config.state_hz, self.clients / self.config.max_frames_per_s)
             await self.conductor.dirty.wait()
             self.conductor.dirty.clear()
             try:
