@@ -8,7 +8,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from concert.config import BACKENDS, MODES, OUTPUTS, ServeConfig
+from concert.config import MODES, OUTPUTS, ServeConfig
+from engine.backends import BACKENDS
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -80,7 +81,11 @@ def _bench(args: argparse.Namespace) -> int:
     import json
 
     result: Mapping[str, object]
-    if args.what == "synth":
+    if args.what == "engine":
+        from engine.bench import bench_engine
+
+        result = bench_engine(seconds=args.seconds or 10.0, threads=args.threads)
+    elif args.what == "synth":
         from engine.synth.bench import bench_synth
 
         result = bench_synth(seconds=args.seconds or 60.0)
@@ -130,7 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=_render)
 
     b = sub.add_parser("bench", help="benchmarks; the last line printed is one JSON object")
-    b.add_argument("what", choices=("votes", "synth"))
+    b.add_argument("what", choices=("votes", "synth", "engine"))
+    b.add_argument("--threads", type=int, default=2, help="engine: torch threads")
     b.add_argument("--clients", type=int, default=1000)
     b.add_argument("--rate", type=float, default=500.0, help="total votes per second")
     b.add_argument("--seconds", type=float, default=None, help="votes: voting time (20); synth: audio rendered (60)")

@@ -8,9 +8,10 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.backends import BACKENDS
+
 OUTPUTS = ("none", "speakers")
 MODES = ("democracy", "blend", "anarchy")
-BACKENDS = ("synth",)
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,8 @@ class ServeConfig:
     song_phrases: int = 4  # phrases per song; the direction round closes at the song's end
     close_lead_bars: int | None = None  # bars before a boundary a round closes; None = 2 (0 when round_bars is 1)
     mode: str = "democracy"  # democracy | blend | anarchy
-    backend: str = "synth"  # audio source
+    backend: str = "synth"  # audio source: synth | embedded (the token model; random weights until trained)
+    torch_threads: int = 1  # intra-op threads for a token-model backend (the other core serves the crowd)
     start_style: str = "house"  # genre id the set opens with
     seed: int = 0  # sampling seed of the source
     sample_rate: int = 24000  # Hz, the source's rate

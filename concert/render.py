@@ -18,11 +18,10 @@ import soundfile as sf
 
 from concert.moderation import ModerationConfig, Moderator, SuggestionRefused, load_wordlist
 from concert.rounds import Schedule
+from engine.backends import BackendConfig, build_source
 from engine.interpret import resolve
 from engine.prompt import Prompt, PromptError, prompt_from_json
-from engine.source import AudioSource
 from engine.styles import UnknownStyleError
-from engine.synth.source import StyleSynth, SynthConfig
 
 MAX_SECONDS = 24 * 3600.0  # longest render accepted, seconds
 
@@ -96,12 +95,6 @@ def load_script(path: Path, moderator: Moderator, ramp_bars: int = 4) -> list[Sc
     return sorted(events, key=lambda e: e.at)
 
 
-def build_offline_source(backend: str, prompt: Prompt, seed: int, sample_rate: int = 24000) -> AudioSource:
-    if backend == "synth":
-        return StyleSynth(SynthConfig(sample_rate=sample_rate, seed=seed), prompt)
-    raise RenderError(f"unknown backend {backend!r}")
-
-
 def render_to_file(
     *,
     style: str,
@@ -125,7 +118,10 @@ def render_to_file(
     except (PromptError, UnknownStyleError) as e:
         raise RenderError(str(e)) from None
     schedule = Schedule(round_bars=round_bars, close_lead_bars=0 if round_bars == 1 else 1)
-    source = build_offline_source(backend, replace(current, section=schedule.section_for(0)), seed)
+    try:
+        source = build_source(BackendConfig(name=backend, seed=seed), replace(current, section=schedule.section_for(0)))
+    except ValueError as e:
+        raise RenderError(str(e)) from None
     sr = source.sample_rate
     total = int(seconds * sr)
     applied: list[dict[str, object]] = []

@@ -24,18 +24,23 @@ from concert.player import Player
 from concert.rounds import Schedule
 from concert.store import open_store
 from concert.store.base import Store
+from engine import backends
 from engine.lookahead import Lookahead, LookaheadConfig
 from engine.prompt import Prompt
 from engine.source import AudioSource
-from engine.synth.source import StyleSynth, SynthConfig
 
 log = logging.getLogger(__name__)
 
 
 def build_source(config: ServeConfig) -> AudioSource:
-    if config.backend == "synth":
-        return StyleSynth(SynthConfig(sample_rate=config.sample_rate, seed=config.seed), Prompt.of(config.start_style))
-    raise ValueError(f"unknown backend {config.backend!r}")
+    if config.backend != "synth":  # the token model: keep a core free for the web server
+        import torch
+
+        torch.set_num_threads(config.torch_threads)
+    return backends.build_source(
+        backends.BackendConfig(name=config.backend, seed=config.seed, sample_rate=config.sample_rate),
+        Prompt.of(config.start_style),
+    )
 
 
 @dataclass

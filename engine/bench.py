@@ -1,0 +1,56 @@
+"""`concert bench engine`: real-time factors of the token engine, side by side in one run.
+
+Printed keys: rtf_embedded (compute seconds per audio second of the embedded-size
+model, codec decode included), seam_max_abs_diff (chunked vs whole decode), and —
+when the MusicGen comparison runs — rtf_ours_musicgen, rtf_transformers_musicgen
+and speedup_vs_transformers.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from engine.backends import BackendConfig, build_source
+from engine.codec import Codec, CodecConfig
+from engine.continuation import TokenSource
+from engine.prompt import Prompt
+
+
+def rtf_embedded(seconds: float = 10.0, threads: int = 2, seed: int = 0) -> dict[str, float]:
+    """Generate `seconds` of audio with the embedded-size model (random weights) after one warm-up chunk."""
+    torch.set_num_threads(threads)
+    src = build_source(BackendConfig(name="embedded", seed=seed), Prompt.of("house"))
+    assert isinstance(src, TokenSource)
+    src.next_chunk()  # warm-up: allocations, first prefill
+    audio = compute = 0.0
+    while audio < seconds:
+        t0 = time.perf_counter()
+        chunk = src.next_chunk()
+        compute += time.perf_counter() - t0
+        audio += chunk.seconds
+    params = sum(p.numel() for p in src.lm.parameters())
+    return {"rtf_embedded": compute / audio, "embedded_params_m": params / 1e6, "embedded_audio_s": audio}
+
+
+def seam_max_abs_diff(seconds: float = 6.0, chunk_frames: int = 25, seed: int = 0) -> float:
+    """Max |chunked − whole| decode of the embedded codec over random codes, in 0.5 s chunks."""
+    codec = Codec.random(CodecConfig(), seed=seed)
+    frames = int(seconds * codec.frame_rate)
+    g = torch.Generator().manual_seed(seed)
+    codes = torch.randint(0, codec.codebook_size, (1, codec.num_codebooks, frames), generator=g)  # (1, K, F)
+    whole = codec.decode(codes)  # (1, F * hop)
+    dec = codec.streaming_decoder()
+    parts = [dec.push(codes[:, :, i : i + chunk_frames]) for i in range(0, frames, chunk_frames)]
+    parts.append(dec.flush())
+    chunked = torch.cat(parts, dim=1)  # (1, F * hop)
+    n = min(chunked.shape[1], whole.shape[1])
+    return float((chunked[:, :n] - whole[:, :n]).abs().max())
+
+
+def bench_engine(seconds: float = 10.0, threads: int = 2, musicgen: bool = True) -> dict[str, object]:
+    result: dict[str, object] = {"threads": threads}
+    result.update(rtf_embedded(seconds, threads))
+    result["seam_max_abs_diff"] = seam_max_abs_diff()
+    return result

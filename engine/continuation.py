@@ -1,0 +1,213 @@
+"""Endless, steerable generation of codec tokens: the continuation loop and its audio source.
+
+    prompt ──▶ conditioning (interpolated over `ramp_bars` from the landing bar)
+                  │ rows [null, cond] → classifier-free guidance
+    tokens ──▶ TokenLM step (KV cache) ──▶ sample ──▶ delayed tokens ──▶ complete frames
+                  ▲                                                          │
+                  └── when the cache holds `window` steps: reset and re-prime │
+                      from the last `window − stride` steps (no audible seam) ▼
+                                                      streaming codec decode ──▶ PCM
+
+The bar clock runs at the prompt's tempo (ramped like the synth's), so changes land
+on bar boundaries and every chunk reports where bars start.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from engine.codec import Codec
+from engine.conditioning import StyleCondition
+from engine.guidance import guided_prefill, guided_step, style_rows
+from engine.lm import TokenLM
+from engine.patterns import complete_frames, delayed_step_mask
+from engine.prompt import Prompt
+from engine.sampling import sample
+from engine.source import Chunk, NowPlaying
+from engine.styles import GENRE_IDS
+
+BEATS_PER_BAR = 4
+
+
+@dataclass(frozen=True)
+class ContinuationConfig:
+    window: int = 500  # delayed steps the model attends to (10 s at 50 Hz)
+    stride: int = 250  # steps dropped when the window is full; re-prime from the last window - stride
+    chunk_frames: int = 25  # complete frames generated per next_chunk (0.5 s at 50 Hz)
+    temperature: float = 1.0  # sampling temperature; 0 = greedy
+    top_k: int = 250  # sample among the k most likely tokens; 0 = no limit
+    top_p: float = 1.0  # nucleus sampling mass; 1 = off
+    cfg_scale: float = 3.0  # classifier-free guidance scale g
+    seed: int = 0  # sampling seed
+
+    def __post_init__(self) -> None:
+        if not 0 < self.stride < self.window:
+            raise ValueError(f"need 0 < stride < window, got window={self.window}, stride={self.stride}")
+        if self.chunk_frames < 1:
+            raise ValueError(f"chunk_frames must be >= 1, got {self.chunk_frames}")
+        if self.cfg_scale < 0:
+            raise ValueError(f"cfg_scale must be >= 0, got {self.cfg_scale}")
+
+
+@dataclass
+class _Change:
+    bar: int  # landing bar
+    target: StyleCondition  # where the glide ends
+    ramp_bars: int  # bars the glide takes
+
+
+class TokenSource:
+    """An AudioSource over a token LM and a codec (the embedded model)."""
+
+    def __init__(self, lm: TokenLM, codec: Codec, prompt: Prompt, config: ContinuationConfig) -> None:
+        lm_cfg = lm.config
+        if lm_cfg.num_codebooks != codec.num_codebooks or lm_cfg.card != codec.codebook_size:
+            raise ValueError(
+                f"model expects {lm_cfg.num_codebooks} codebooks of {lm_cfg.card}, "
+                f"codec has {codec.num_codebooks} of {codec.codebook_size}"
+            )
+        if config.window > lm_cfg.max_len:
+            raise ValueError(f"window {config.window} exceeds the model's cache of {lm_cfg.max_len} steps")
+        self.lm = lm.eval()
+        self.codec = codec
+        self.config = config
+        self._lock = threading.Lock()
+        cond = StyleCondition.of(prompt)
+        self._from = cond  # glide start
+        self._to = cond  # glide end
+        self._glide_start = 0.0  # bar where the glide started
+        self._glide_bars = 0
+        self._pending: list[_Change] = []
+        self._generator = torch.Generator().manual_seed(config.seed)
+        self._stream_cm = self.lm.streaming(batch_size=2)
+        self._stream = self._stream_cm.__enter__()
+        self._decoder = codec.streaming_decoder()
+        self._special = lm_cfg.card
+        K = lm_cfg.num_codebooks
+        self._history = torch.full((1, K, 0), self._special, dtype=torch.long)  # (1, K, S) delayed steps
+        self._steps = 0  # delayed steps generated
+        self._logits: Tensor | None = None  # (1, K, card) guided logits waiting to be sampled
+        self._bar_pos = 0.0  # bar clock at the next frame to generate (bars)
+        self._next_bar = 0  # first bar whose start is not yet generated
+        self._bar_starts: list[tuple[int, int]] = []  # (absolute sample, bar) not yet handed out
+        self._samples_out = 0
+        self._now = self._now_playing()
+
+    # ----- AudioSource -----------------------------------------------------------------------
+    @property
+    def sample_rate(self) -> int:
+        return self.codec.sample_rate
+
+    @property
+    def next_bar(self) -> int:
+        with self._lock:
+            return self._next_bar
+
+    def set_prompt(self, prompt: Prompt, at_bar: int | None = None) -> int:
+        target = StyleCondition.of(prompt)  # raises on a bad prompt: nothing changes
+        with self._lock:
+            land = self._next_bar if at_bar is None else max(at_bar, self._next_bar)
+            self._pending = [c for c in self._pending if c.bar < land]
+            self._pending.append(_Change(land, target, prompt.ramp_bars))
+            return land
+
+    def next_chunk(self) -> Chunk:
+        frames = self._generate(self.config.chunk_frames)  # (1, K, n)
+        pcm = self._decoder.push(frames)[0].numpy().astype(np.float32)  # (m,)
+        start = self._samples_out
+        self._samples_out += len(pcm)
+        with self._lock:
+            inside = [(s, b) for s, b in self._bar_starts if s < self._samples_out]
+            self._bar_starts = [(s, b) for s, b in self._bar_starts if s >= self._samples_out]
+        bars = tuple((max(0, s - start), b) for s, b in inside)
+        now, self._now = self._now, self._now_playing()
+        return Chunk(np.clip(pcm, -1.0, 1.0), self.sample_rate, start, bars, now)
+
+    # ----- the loop ----------------------------------------------------------------------------
+    def _conditioning(self) -> tuple[Tensor, Tensor]:
+        """Guidance rows (2, dim) [null, prompt] and their weights at the current bar, landing pending changes."""
+        with self._lock:
+            while self._pending and self._pending[0].bar <= self._bar_pos:
+                change = self._pending.pop(0)
+                here = self._glide_fraction()
+                w, f = self._from.lerp(self._to, here)
+                self._from = StyleCondition(self._to.controls, w, f) if here < 1 else self._to
+                self._to = change.target
+                self._glide_start = float(change.bar)
+                self._glide_bars = change.ramp_bars
+            w, f = self._from.lerp(self._to, self._glide_fraction())
+        controls = f[None] if self.lm.config.num_controls else None  # (1, NUM_CONTROLS)
+        return style_rows(self.lm, w[None], controls)  # (2, dim), (1, 1)
+
+    def _glide_fraction(self) -> float:
+        if self._glide_bars <= 0:
+            return 1.0
+        return float(min(1.0, max(0.0, (self._bar_pos - self._glide_start) / self._glide_bars)))
+
+    def _bpm(self) -> float:
+        a = self._glide_fraction()
+        return (1 - a) * self._from.controls.bpm + a * self._to.controls.bpm
+
+    def _generate(self, frames: int) -> Tensor:
+        """Run the model until `frames` more original frames are complete; returns them (1, K, frames)."""
+        K = self.lm.config.num_codebooks
+        stream, cfg = self._stream, self.config
+        hop, rate = self.codec.hop_length, self.codec.frame_rate
+        target = complete_frames(self._steps, K) + frames
+        with torch.inference_mode():
+            while complete_frames(self._steps, K) < target:
+                cond, weights = self._conditioning()  # (2, dim), (1, 1)
+                if self._logits is None:  # the very first step: all codebooks special (MusicGen's BOS)
+                    bos = torch.full((1, K, 1), self._special, dtype=torch.long)  # (1, K, 1)
+                    self._logits = guided_prefill(stream, bos, weights, cfg.cfg_scale, cond)
+                tok = sample(
+                    self._logits,
+                    generator=self._generator,
+                    temperature=cfg.temperature,
+                    top_k=cfg.top_k,
+                    top_p=cfg.top_p,
+                )  # (1, K)
+                real = delayed_step_mask(self._steps, K)  # (K,)
+                tok = torch.where(real[None], tok, torch.full_like(tok, self._special))  # (1, K)
+                self._history = torch.cat([self._history, tok[:, :, None]], dim=2)[:, :, -cfg.window :]  # (1, K, S)
+                self._steps += 1
+                if self._steps >= K:  # frame steps - K is complete: the bar clock moves one frame
+                    self._advance_clock(hop, rate)
+                if stream.length + 1 > cfg.window:  # re-prime from the last window - stride steps
+                    keep = self._history[:, :, -(cfg.window - cfg.stride) :]  # (1, K, window - stride)
+                    stream.reset()
+                    self._logits = guided_prefill(stream, keep, weights, cfg.cfg_scale, cond)
+                else:
+                    self._logits = guided_step(stream, tok[:, :, None], weights, cfg.cfg_scale, cond)
+        # the last `frames` complete frames: codebook k of frame t sits at delayed step t + k
+        delayed = self._history[:, :, -(frames + K - 1) :]  # (1, K, frames + K - 1)
+        return torch.stack([delayed[:, k, k : k + frames] for k in range(K)], dim=1)  # (1, K, frames)
+
+    def _advance_clock(self, hop: int, rate: int) -> None:
+        frame_index = self._steps - self.lm.config.num_codebooks  # original frame just completed
+        bars_per_frame = self._bpm() / 60.0 / BEATS_PER_BAR / rate
+        before = self._bar_pos
+        self._bar_pos += bars_per_frame
+        with self._lock:
+            while self._next_bar <= self._bar_pos and self._next_bar >= before:
+                frac = (self._next_bar - before) / bars_per_frame  # frames into this frame
+                self._bar_starts.append((round((frame_index + frac) * hop), self._next_bar))
+                self._next_bar += 1
+
+    def _now_playing(self) -> NowPlaying:
+        a = self._glide_fraction()
+        w, _ = self._from.lerp(self._to, a)
+        weights = w.numpy()
+        mix = tuple((GENRE_IDS[i], float(v)) for i, v in enumerate(weights) if v > 0.01)
+        target = self._to.controls
+        energy = (1 - a) * self._from.controls.energy + a * target.energy
+        section = target.section if a > 0 or self._glide_bars == 0 else self._from.controls.section
+        return NowPlaying(GENRE_IDS[int(np.argmax(weights))], self._bpm(), section, float(energy), mix)
+
+    def close(self) -> None:
+        self._stream_cm.__exit__(None, None, None)
