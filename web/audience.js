@@ -1,6 +1,6 @@
 // The audience page: live ballots, voting, suggestions, listening.
 import {
-  $, el, setText, setAttr, connect, makeAnnouncer, prettyStyle, mixText, fmtClock, plural,
+  $, el, setText, setAttr, connect, makeAnnouncer, prettyStyle, renderMix, fmtClock, plural,
   safeGet, safeSet, streamPlayer, mediaSession,
 } from "./common.js";
 
@@ -228,19 +228,7 @@ function renderNow(s) {
   const energy = typeof np.energy === "number" ? np.energy : 0;
   if (Number(meter.value) !== energy) meter.value = energy;
   setText(meter, `${Math.round(energy * 100)}%`);
-  const mix = np.mix ?? s.prompt ?? [];
-  setText($("#np-mix"), mixText(mix, labels) || "—");
-  const bar = $("#mixbar");
-  const segs = mix.filter((m) => m && m.weight > 0);
-  const key = segs.map((m) => `${m.style}:${m.weight}`).join("|");
-  if (bar.dataset.key !== key) {
-    bar.dataset.key = key;
-    bar.replaceChildren(...segs.map((m, i) => {
-      const seg = el("span", { class: `seg seg${i % 4}` });
-      seg.style.flexGrow = String(m.weight);
-      return seg;
-    }));
-  }
+  renderMix($("#np-mix"), $("#mixbar"), np.mix ?? s.prompt ?? [], labels);
   mediaSession(np, labels);
 }
 

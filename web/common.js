@@ -55,6 +55,20 @@ export function mixText(mix, labels) {
     .join(" · ");
 }
 
+// The mix as text and as a proportional colour bar (rebuilt only when the mix changes).
+export function renderMix(textEl, barEl, mix, labels) {
+  setText(textEl, mixText(mix, labels) || "—");
+  const segs = (mix ?? []).filter((m) => m && m.weight > 0);
+  const key = segs.map((m) => `${m.style}:${m.weight}`).join("|");
+  if (barEl.dataset.key === key) return;
+  barEl.dataset.key = key;
+  barEl.replaceChildren(...segs.map((m, i) => {
+    const seg = el("span", { class: `seg seg${i % 4}` });
+    seg.style.flexGrow = String(m.weight);
+    return seg;
+  }));
+}
+
 export function fmtClock(seconds) {
   const s = Math.max(0, Math.ceil(seconds));
   return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;

@@ -1,5 +1,5 @@
 // The listener page: one big play/pause button for the endless /stream, plus now playing.
-import { $, el, setText, connect, prettyStyle, mixText, streamPlayer, mediaSession } from "./common.js";
+import { $, el, setText, connect, prettyStyle, renderMix, streamPlayer, mediaSession } from "./common.js";
 
 const labels = new Map();
 const audio = $("#audio");
@@ -50,19 +50,7 @@ connect({
     setText($("#np-bpm"), np.bpm ? `${Math.round(np.bpm)} BPM` : "");
     setText($("#np-section"), np.section ? np.section[0].toUpperCase() + np.section.slice(1) : "");
     setText($("#np-bar"), typeof s.bar === "number" ? `Bar ${s.bar}` : "");
-    const mix = np.mix ?? s.prompt ?? [];
-    setText($("#np-mix"), mixText(mix, labels) || "—");
-    const bar = $("#mixbar");
-    const segs = mix.filter((m) => m && m.weight > 0);
-    const key = segs.map((m) => `${m.style}:${m.weight}`).join("|");
-    if (bar.dataset.key !== key) {
-      bar.dataset.key = key;
-      bar.replaceChildren(...segs.map((m, i) => {
-        const seg = el("span", { class: `seg seg${i % 4}` });
-        seg.style.flexGrow = String(m.weight);
-        return seg;
-      }));
-    }
+    renderMix($("#np-mix"), $("#mixbar"), np.mix ?? s.prompt ?? [], labels);
     mediaSession(np, labels);
   },
 });
