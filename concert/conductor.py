@@ -352,13 +352,11 @@ class Conductor:
     async def veto(self, option_id: str) -> None:
         if option_id == agg.STAY:
             raise ValueError("'stay' is always on the ballot and cannot be vetoed")
-        found = self.direction.option(option_id) is not None
-        if found:
+        on_ballot = self.direction.option(option_id) is not None
+        if on_ballot:
             self.direction.vetoed.add(option_id)
-        if option_id.startswith("s:") or not found:
-            sid = option_id[2:] if option_id.startswith("s:") else option_id
-            await self.store.remove_suggestion(sid)
-            found = True
+        if option_id.startswith("s:") or not on_ballot:  # a suggestion, on the ballot ("s:<id>") or the board
+            await self.store.remove_suggestion(option_id.removeprefix("s:"))
         self.dirty.set()
 
     async def skip(self) -> None:

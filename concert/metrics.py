@@ -50,11 +50,8 @@ class RuntimeCollector(Collector):
         yield GaugeMetricFamily("concert_stream_listeners", "HTTP stream listeners", value=rt.stream.listeners)
         yield CounterMetricFamily("concert_fanout_dropped", "Clients dropped for stalling", value=rt.fanout.dropped)
         self._drain_latencies()
-        cum = 0
-        buckets = []
-        for i, b in enumerate(LATENCY_BUCKETS):
-            cum = self._latency_counts[i]
-            buckets.append((str(b), cum))
+        # counts are cumulative already: a latency is counted in every bucket it fits under
+        buckets = [(str(b), self._latency_counts[i]) for i, b in enumerate(LATENCY_BUCKETS)]
         buckets.append(("+Inf", self._latency_counts[-1]))
         yield HistogramMetricFamily(
             "concert_steering_latency_seconds",

@@ -67,12 +67,10 @@ async def _reader(c: _Client, res: _Results, stop: asyncio.Event) -> None:
             msg = json.loads(raw)
             kind = msg.get("type")
             if kind == "ack":
-                seq = msg.get("round"), msg.get("option")
                 # acks come back in order on one connection: the oldest outstanding send is this ack
                 if c.sent:
                     first = next(iter(c.sent))
                     res.ack_ms.append((time.perf_counter() - c.sent.pop(first)) * 1000)
-                del seq
             elif kind == "state":
                 if not stop.is_set():
                     res.fanout_ms.append((now_wall - float(msg["ts"])) * 1000)
