@@ -78,8 +78,15 @@ async def api_state(request: Request) -> Response:
 
 async def healthz(request: Request) -> Response:
     rt = _rt(request)
-    ok = await rt.store.ping() and rt.lookahead.error is None
-    body = {"ok": ok, "buffered_seconds": round(rt.lookahead.buffered_seconds, 3), "clients": rt.clients}
+    audible = rt.failover if rt.failover is not None else rt.lookahead
+    ok = await rt.store.ping() and audible.error is None
+    body = {
+        "ok": ok,
+        "backend": rt.config.backend,
+        "playing": rt.failover.state if rt.failover is not None else "primary",  # "fallback": the synth covers
+        "buffered_seconds": round(audible.buffered_seconds, 3),
+        "clients": rt.clients,
+    }
     return JSONResponse(body, status_code=200 if ok else 503)
 
 

@@ -29,6 +29,8 @@ def _serve(args: argparse.Namespace) -> int:
         song_phrases=args.song_phrases,
         mode=args.mode,
         backend=args.backend,
+        torch_threads=args.torch_threads,
+        crossfade=args.crossfade,
         start_style=args.style,
         seed=args.seed,
         public_url=args.public_url,
@@ -117,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--song-phrases", type=int, default=4, help="phrases per song (direction round)")
     s.add_argument("--mode", choices=MODES, default="democracy")
     s.add_argument("--backend", choices=BACKENDS, default="synth")
+    s.add_argument("--torch-threads", type=int, default=1, help="token backends: torch threads (one core stays free)")
+    s.add_argument("--crossfade", type=float, default=0.4, help="seconds of crossfade when the synth covers a lag")
     s.add_argument("--style", default="house", help="genre id the set opens with")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--dj-token", default=None, help="operator console token (random if omitted)")

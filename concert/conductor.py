@@ -24,7 +24,7 @@ from concert.rounds import Schedule
 from concert.store.base import RoundClosedError, Store, UnknownSuggestionError
 from engine.interpret import resolve
 from engine.prompt import Prompt, PromptError, StyleWeight
-from engine.source import AudioSource, Chunk, NowPlaying
+from engine.source import Chunk, NowPlaying, Steerable
 from engine.styles import GENRES, UnknownStyleError, genre
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ class Conductor:
         self,
         config: ConductorConfig,
         store: Store,
-        source: AudioSource,
+        source: Steerable,
         *,
         moderator: Moderator,
         setlist: SetlistLog | None = None,

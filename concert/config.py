@@ -31,6 +31,8 @@ class ServeConfig:
     seed: int = 0  # sampling seed of the source
     sample_rate: int = 24000  # Hz, the source's rate
     lookahead: float = 0.6  # seconds rendered ahead of playback
+    engine_lookahead: float = 1.5  # seconds a token backend keeps ahead (its 0.5 s chunks plus the crossfade)
+    crossfade: float = 0.4  # seconds of crossfade when the synth takes over from a lagging token backend
     block: float = 0.1  # seconds per block handed to the outputs
     state_hz: float = 4.0  # maximum state broadcasts per second
     max_frames_per_s: float = 2000.0  # state frames sent per second to all clients together (big crowds get fewer)
@@ -52,6 +54,8 @@ class ServeConfig:
             raise ValueError(f"song_phrases must be within 1..32, got {self.song_phrases}")
         if not 0 < self.port < 65536:
             raise ValueError(f"port must be within 1..65535, got {self.port}")
+        if not 1 <= self.torch_threads <= 256:
+            raise ValueError(f"torch_threads must be within 1..256, got {self.torch_threads}")
         if len(self.secret) < 16:
             raise ValueError("secret must be at least 16 bytes")
 

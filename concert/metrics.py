@@ -37,7 +37,22 @@ class RuntimeCollector(Collector):
         s = rt.lookahead.stats
         yield CounterMetricFamily("concert_votes", "Votes acknowledged", value=c.votes)
         yield GaugeMetricFamily("concert_clients", "Websocket clients connected", value=rt.clients)
-        yield CounterMetricFamily("concert_underruns", "Blocks the source could not supply in time", value=s.underruns)
+        f = rt.failover.stats if rt.failover is not None else None
+        gaps = f.gaps if f is not None else 0
+        yield CounterMetricFamily(
+            "concert_underruns", "Blocks the source could not supply in time", value=s.underruns + gaps
+        )
+        if f is not None and rt.failover is not None:
+            yield CounterMetricFamily(
+                "concert_fallback_handovers", "Times the synth took over from a lagging token engine", value=f.handovers
+            )
+            yield CounterMetricFamily("concert_fallback_returns", "Times the token engine came back", value=f.returns)
+            yield CounterMetricFamily(
+                "concert_fallback_seconds", "Audio the synth played for the token engine", value=f.fallback_seconds
+            )
+            yield GaugeMetricFamily(
+                "concert_fallback_active", "1 while the synth leads", value=float(rt.failover.state != "primary")
+            )
         yield CounterMetricFamily(
             "concert_late_chunks", "Source chunks that arrived after a starved read", value=s.late_chunks
         )

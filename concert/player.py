@@ -14,14 +14,14 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from concert.outputs.base import Output
-from engine.lookahead import Lookahead
+from engine.lookahead import BlockReader
 from engine.source import Chunk, NowPlaying
 
 log = logging.getLogger(__name__)
 
 
 class Player:
-    def __init__(self, lookahead: Lookahead, outputs: Sequence[Output], on_block: Callable[[Chunk], None]) -> None:
+    def __init__(self, lookahead: BlockReader, outputs: Sequence[Output], on_block: Callable[[Chunk], None]) -> None:
         self.lookahead = lookahead
         self.outputs = list(outputs)
         self.on_block = on_block

@@ -25,7 +25,8 @@ from concert.rounds import Schedule
 from concert.store import open_store
 from concert.store.base import Store
 from engine import backends
-from engine.lookahead import Lookahead, LookaheadConfig
+from engine.failover import Failover, FailoverConfig
+from engine.lookahead import BlockReader, Lookahead, LookaheadConfig
 from engine.prompt import Prompt
 from engine.source import AudioSource
 
@@ -43,16 +44,30 @@ def build_source(config: ServeConfig) -> AudioSource:
     )
 
 
+def _lookaheads(config: ServeConfig, source: AudioSource) -> tuple[Lookahead, Failover | None]:
+    """The backend's lookahead and, for a token backend, a synth standing by to take over when it lags."""
+    if config.backend == "synth":
+        return Lookahead(source, LookaheadConfig(lookahead=config.lookahead, block=config.block)), None
+    from engine.synth.source import StyleSynth, SynthConfig
+
+    ahead = max(config.lookahead, config.engine_lookahead)
+    primary = Lookahead(source, LookaheadConfig(lookahead=ahead, block=config.block))
+    synth = StyleSynth(SynthConfig(sample_rate=source.sample_rate, seed=config.seed), Prompt.of(config.start_style))
+    fallback = Lookahead(synth, LookaheadConfig(lookahead=config.lookahead, block=config.block))
+    return primary, Failover(primary, fallback, FailoverConfig(crossfade=config.crossfade))
+
+
 @dataclass
 class Runtime:
     config: ServeConfig
     store: Store
     source: AudioSource
-    lookahead: Lookahead
+    lookahead: Lookahead  # the configured backend's (its stats are the engine's)
     conductor: Conductor
     stream: Mp3Stream
     player: Player
     signer: DeviceSigner
+    failover: Failover | None = None  # a token backend's handover to the synth; None for the synth itself
     fanout: Fanout = field(default_factory=Fanout)
     outputs: list[Output] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -137,23 +152,25 @@ async def running(config: ServeConfig) -> AsyncIterator[Runtime]:
             aggregator=agg.AggregatorConfig(mode=cast(agg.Mode, config.mode)),
             start_style=config.start_style,
         )
+        lookahead, failover = _lookaheads(config, source)
         conductor = Conductor(
             cconf,
             store,
-            source,
+            failover if failover is not None else source,
             moderator=Moderator(ModerationConfig(), load_wordlist("artists"), load_wordlist("blocked_words")),
             setlist=recorder.log if recorder is not None else None,
         )
-        lookahead = Lookahead(source, LookaheadConfig(lookahead=config.lookahead, block=config.block))
-        lookahead.start()
+        reader: BlockReader = failover if failover is not None else lookahead
+        (failover or lookahead).start()
         # warm up off the loop before admitting anyone: the first blocks must be ready
-        ready = await asyncio.to_thread(lookahead.wait_ready, 60.0)
+        ready = await asyncio.to_thread((failover or lookahead).wait_ready, 60.0)
         if not ready:
             raise RuntimeError("the audio source did not fill its lookahead within 60 s")
         gc.collect()
         gc.freeze()  # start-up objects never need scanning again: shorter collector pauses mid-set
-        player = Player(lookahead, outputs, conductor.on_block)
+        player = Player(reader, outputs, conductor.on_block)
         rt = Runtime(config, store, source, lookahead, conductor, stream, player, DeviceSigner(config.secret))
+        rt.failover = failover
         rt.outputs = outputs
         rt.tasks = [
             asyncio.create_task(player.run(), name="player"),
@@ -167,7 +184,7 @@ async def running(config: ServeConfig) -> AsyncIterator[Runtime]:
             for t in rt.tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await t
-            lookahead.close()
+            (failover or lookahead).close()
             for out in outputs:
                 with contextlib.suppress(Exception):
                     out.close()

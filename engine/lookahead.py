@@ -12,10 +12,22 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
 from engine.source import AudioSource, Chunk
+
+RECENT_CHUNKS = 4  # per-chunk real-time factors kept in LookaheadStats.recent_rtf
+
+
+class BlockReader(Protocol):
+    """What the player reads: fixed-size blocks, never blocking (a Lookahead, or a Failover of two)."""
+
+    sample_rate: int  # Hz
+    block_samples: int  # samples per block
+
+    def read(self) -> Chunk | None: ...  # the next block, or None on underrun
 
 
 @dataclass(frozen=True)
@@ -36,6 +48,7 @@ class LookaheadStats:
     compute_seconds: float = 0.0  # wall time spent in source.next_chunk
     audio_seconds: float = 0.0  # audio rendered
     rtf: float = 0.0  # recent compute seconds per audio second (exponential average)
+    recent_rtf: tuple[float, ...] = ()  # compute seconds per audio second of the last few chunks, oldest first
 
 
 class Lookahead:
@@ -81,6 +94,16 @@ class Lookahead:
     def buffered_seconds(self) -> float:
         return self._buffered / self.sample_rate
 
+    @property
+    def buffered_samples(self) -> int:
+        """Samples rendered and not yet read."""
+        return self._buffered
+
+    @property
+    def target_samples(self) -> int:
+        """Samples the producer keeps rendered ahead; it waits when the buffer holds this many."""
+        return self._target
+
     def wait_ready(self, timeout: float = 30.0) -> bool:
         """Block (off the event loop) until the lookahead is full; True when ready."""
         deadline = time.monotonic() + timeout
@@ -115,6 +138,7 @@ class Lookahead:
                     s.audio_seconds += chunk.seconds
                     inst = dt / max(chunk.seconds, 1e-9)
                     s.rtf = inst if s.chunks == 1 else 0.9 * s.rtf + 0.1 * inst
+                    s.recent_rtf = (*s.recent_rtf[-(RECENT_CHUNKS - 1) :], inst)
                     if self._starved:
                         s.late_chunks += 1
                         self._starved = False

@@ -48,8 +48,8 @@ class Chunk:
 
 
 @runtime_checkable
-class AudioSource(Protocol):
-    """A never-ending, steerable audio stream."""
+class Steerable(Protocol):
+    """What the conductor needs: a bar clock and prompts scheduled on it."""
 
     @property
     def sample_rate(self) -> int: ...  # Hz, fixed for the source's life
@@ -66,6 +66,11 @@ class AudioSource(Protocol):
         prompt then stays in force.
         """
         ...
+
+
+@runtime_checkable
+class AudioSource(Steerable, Protocol):
+    """A never-ending, steerable audio stream."""
 
     def next_chunk(self) -> Chunk:
         """Render the next piece of audio (typically one bar)."""
