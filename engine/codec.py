@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 from huggingface_hub.errors import StrictDataclassError
+from safetensors import SafetensorError
 from torch import Tensor, nn
 from transformers import EncodecConfig, EncodecModel
 from transformers.models.encodec.modeling_encodec import (
@@ -270,7 +271,7 @@ class Codec:
                 path, local_files_only=True, output_loading_info=True
             )
             model, info = loaded
-        except (OSError, ValueError, RuntimeError, TypeError, StrictDataclassError) as error:
+        except (OSError, ValueError, RuntimeError, TypeError, StrictDataclassError, SafetensorError) as error:
             raise CodecError(f"could not load the codec checkpoint {path}: {error}") from error
         for kind in ("missing_keys", "unexpected_keys", "mismatched_keys"):
             if info.get(kind):

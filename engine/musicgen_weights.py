@@ -213,7 +213,12 @@ def load_musicgen(
     from transformers import MusicgenForCausalLM, MusicgenForConditionalGeneration
 
     cls = MusicgenForConditionalGeneration if model_type == "musicgen" else MusicgenForCausalLM
-    model = cls.from_pretrained(str(source), local_files_only=True)
+    from safetensors import SafetensorError
+
+    try:
+        model = cls.from_pretrained(str(source), local_files_only=True)
+    except (OSError, ValueError, RuntimeError, SafetensorError) as err:
+        raise NotMusicgenError(f"could not load the MusicGen checkpoint {source}: {err}") from err
     parts = parts_from_model(model.eval(), max_len=max_len, dtype=dtype)
     if folder is not None and any((folder / name).is_file() for name in ("tokenizer.json", "spiece.model")):
         from transformers import AutoTokenizer
