@@ -11,6 +11,8 @@ from pathlib import Path
 from concert.config import MODES, OUTPUTS, ServeConfig
 from engine.backends import BACKENDS
 
+MODEL_HELP = "local MusicGen checkpoint folder (HF format) for --backend musicgen"
+
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
@@ -29,6 +31,7 @@ def _serve(args: argparse.Namespace) -> int:
         song_phrases=args.song_phrases,
         mode=args.mode,
         backend=args.backend,
+        model_path=args.model,
         torch_threads=args.torch_threads,
         crossfade=args.crossfade,
         start_style=args.style,
@@ -38,7 +41,11 @@ def _serve(args: argparse.Namespace) -> int:
     )
     if args.dj_token:
         kwargs["dj_token"] = args.dj_token
-    config = ServeConfig(**kwargs)  # type: ignore[arg-type]
+    try:
+        config = ServeConfig(**kwargs)  # type: ignore[arg-type]
+    except ValueError as e:
+        print(f"concert serve: {e}", file=sys.stderr)
+        return 2
     try:
         preflight(config)
     except PreflightError as e:
@@ -69,6 +76,7 @@ def _render(args: argparse.Namespace) -> int:
             out=args.out,
             script=args.script,
             backend=args.backend,
+            model_path=args.model,
             seed=args.seed,
             round_bars=args.round_bars,
         )
@@ -119,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--song-phrases", type=int, default=4, help="phrases per song (direction round)")
     s.add_argument("--mode", choices=MODES, default="democracy")
     s.add_argument("--backend", choices=BACKENDS, default="synth")
+    s.add_argument("--model", type=Path, default=None, help=MODEL_HELP)
     s.add_argument("--torch-threads", type=int, default=1, help="token backends: torch threads (one core stays free)")
     s.add_argument("--crossfade", type=float, default=0.4, help="seconds of crossfade when the synth covers a lag")
     s.add_argument("--style", default="house", help="genre id the set opens with")
@@ -134,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", type=Path, required=True, help="output file (.wav, .flac, .ogg, .mp3)")
     r.add_argument("--script", type=Path, default=None, help="steering JSON: [{at, prompt, bpm?, energy?}]")
     r.add_argument("--backend", choices=BACKENDS, default="synth")
+    r.add_argument("--model", type=Path, default=None, help=MODEL_HELP)
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--round-bars", type=int, default=8, help="bars per phrase for the arrangement")
     r.set_defaults(func=_render)

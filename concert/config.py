@@ -25,7 +25,8 @@ class ServeConfig:
     song_phrases: int = 4  # phrases per song; the direction round closes at the song's end
     close_lead_bars: int | None = None  # bars before a boundary a round closes; None = 2 (0 when round_bars is 1)
     mode: str = "democracy"  # democracy | blend | anarchy
-    backend: str = "synth"  # audio source: synth | embedded (the token model; random weights until trained)
+    backend: str = "synth"  # audio source: synth | embedded (the token model; random weights until trained) | musicgen
+    model_path: Path | None = None  # local MusicGen checkpoint folder (HF format); required by the musicgen backend
     torch_threads: int = 1  # intra-op threads for a token-model backend (the other core serves the crowd)
     start_style: str = "house"  # genre id the set opens with
     seed: int = 0  # sampling seed of the source
@@ -48,6 +49,8 @@ class ServeConfig:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
+        if self.backend == "musicgen" and self.model_path is None:
+            raise ValueError("backend 'musicgen' needs model_path (--model PATH): a local MusicGen checkpoint folder")
         if not 1 <= self.round_bars <= 64:
             raise ValueError(f"round_bars must be within 1..64, got {self.round_bars}")
         if not 1 <= self.song_phrases <= 32:

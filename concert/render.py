@@ -102,6 +102,7 @@ def render_to_file(
     out: Path,
     script: Path | None = None,
     backend: str = "synth",
+    model_path: Path | None = None,
     seed: int = 0,
     round_bars: int = 8,
 ) -> RenderInfo:
@@ -118,9 +119,15 @@ def render_to_file(
     except (PromptError, UnknownStyleError) as e:
         raise RenderError(str(e)) from None
     schedule = Schedule(round_bars=round_bars, close_lead_bars=0 if round_bars == 1 else 1)
+    errors: tuple[type[Exception], ...] = (ValueError, OSError)  # OSError: a missing checkpoint folder
+    if backend != "synth":
+        from engine.codec import CodecError
+
+        errors += (CodecError,)
     try:
-        source = build_source(BackendConfig(name=backend, seed=seed), replace(current, section=schedule.section_for(0)))
-    except ValueError as e:
+        config = BackendConfig(name=backend, seed=seed, model_path=model_path)
+        source = build_source(config, replace(current, section=schedule.section_for(0)))
+    except errors as e:
         raise RenderError(str(e)) from None
     sr = source.sample_rate
     total = int(seconds * sr)

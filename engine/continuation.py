@@ -10,12 +10,17 @@
 
 The bar clock runs at the prompt's tempo (ramped like the synth's), so changes land
 on bar boundaries and every chunk reports where bars start.
+
+What the rows are is a `Conditioner`'s business; the loop only keeps the glide (a start and an end prompt
+state and how far along it is). `StyleConditioner` is the embedded model's (style vectors added to the
+inputs); `engine.musicgen_source.MusicgenConditioner` is MusicGen's (text rows through cross-attention).
 """
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -24,7 +29,9 @@ from torch import Tensor
 from engine.codec import Codec
 from engine.conditioning import StyleCondition
 from engine.guidance import guided_prefill, guided_step, style_rows
+from engine.interpret import Controls
 from engine.lm import TokenLM
+from engine.lm_stream import LMStream
 from engine.patterns import complete_frames, delayed_step_mask
 from engine.prompt import Prompt
 from engine.sampling import sample
@@ -54,17 +61,89 @@ class ContinuationConfig:
             raise ValueError(f"cfg_scale must be >= 0, got {self.cfg_scale}")
 
 
+class PromptState(Protocol):
+    """A validated prompt as a conditioner consumes it; the loop reads only these two fields."""
+
+    @property
+    def controls(self) -> Controls: ...  # tempo (the bar clock), energy, section
+
+    @property
+    def weights(self) -> Tensor: ...  # (num_genres,) genre weights: what is playing
+
+
+S = TypeVar("S", bound=PromptState)
+
+
+class Conditioner(Protocol[S]):
+    """Turns the glide between two prompt states into guidance rows for the stream."""
+
+    @property
+    def start_token(self) -> int: ...  # the first frame's ids and the delay pattern's pad (MusicGen's BOS)
+
+    def condition(self, prompt: Prompt) -> S:
+        """Resolve and validate; raises PromptError / UnknownStyleError naming the bad value."""
+        ...
+
+    def blend(self, start: S, end: S, a: float) -> S:
+        """The state a fraction `a` (0..1) of the way from start to end (a glide cut short by a new change)."""
+        ...
+
+    def batch_size(self, state: S) -> int:
+        """Rows the stream opens with for the first state."""
+        ...
+
+    def rows(self, stream: LMStream, start: S, end: S, a: float) -> tuple[Tensor | None, Tensor]:
+        """Rows at glide fraction `a`: (cond (R, dim) or None, weights (n,) or (1, n)) for `guided_step`.
+
+        May re-batch the stream (`select_rows`) or replace its cross-attention memory; never its cached frames.
+        """
+        ...
+
+
+class StyleConditioner:
+    """The embedded model: rows [null, condition(mix, controls)] added to every input frame (`style_rows`)."""
+
+    def __init__(self, lm: TokenLM) -> None:
+        self.lm = lm
+
+    @property
+    def start_token(self) -> int:
+        return self.lm.config.card
+
+    def condition(self, prompt: Prompt) -> StyleCondition:
+        return StyleCondition.of(prompt)
+
+    def blend(self, start: StyleCondition, end: StyleCondition, a: float) -> StyleCondition:
+        w, f = start.lerp(end, a)
+        return StyleCondition(end.controls, w, f)
+
+    def batch_size(self, state: StyleCondition) -> int:
+        return 2
+
+    def rows(self, stream: LMStream, start: StyleCondition, end: StyleCondition, a: float) -> tuple[Tensor, Tensor]:
+        w, f = start.lerp(end, a)
+        controls = f[None] if self.lm.config.num_controls else None  # (1, NUM_CONTROLS)
+        return style_rows(self.lm, w[None], controls)  # (2, dim), (1, 1)
+
+
 @dataclass
 class _Change:
     bar: int  # landing bar
-    target: StyleCondition  # where the glide ends
+    target: Any  # the conditioner's state where the glide ends
     ramp_bars: int  # bars the glide takes
 
 
 class TokenSource:
-    """An AudioSource over a token LM and a codec (the embedded model)."""
+    """An AudioSource over a token LM and a codec; `conditioner` defaults to the embedded model's style rows."""
 
-    def __init__(self, lm: TokenLM, codec: Codec, prompt: Prompt, config: ContinuationConfig) -> None:
+    def __init__(
+        self,
+        lm: TokenLM,
+        codec: Codec,
+        prompt: Prompt,
+        config: ContinuationConfig,
+        conditioner: Conditioner[Any] | None = None,
+    ) -> None:
         lm_cfg = lm.config
         if lm_cfg.num_codebooks != codec.num_codebooks or lm_cfg.card != codec.codebook_size:
             raise ValueError(
@@ -72,22 +151,26 @@ class TokenSource:
                 f"codec has {codec.num_codebooks} of {codec.codebook_size}"
             )
         if config.window > lm_cfg.max_len:
-            raise ValueError(f"window {config.window} exceeds the model's cache of {lm_cfg.max_len} steps")
+            raise ValueError(
+                f"ContinuationConfig.window {config.window} exceeds the model's max_len of {lm_cfg.max_len} steps "
+                "(its KV cache and position table); lower the window or build the model with a larger max_len"
+            )
         self.lm = lm.eval()
         self.codec = codec
         self.config = config
+        self.conditioner: Conditioner[Any] = StyleConditioner(self.lm) if conditioner is None else conditioner
         self._lock = threading.Lock()
-        cond = StyleCondition.of(prompt)
+        cond = self.conditioner.condition(prompt)
         self._from = cond  # glide start
         self._to = cond  # glide end
         self._glide_start = 0.0  # bar where the glide started
         self._glide_bars = 0
         self._pending: list[_Change] = []
         self._generator = torch.Generator().manual_seed(config.seed)
-        self._stream_cm = self.lm.streaming(batch_size=2)
+        self._stream_cm = self.lm.streaming(batch_size=self.conditioner.batch_size(cond))
         self._stream = self._stream_cm.__enter__()
         self._decoder = codec.streaming_decoder()
-        self._special = lm_cfg.card
+        self._special = self.conditioner.start_token  # BOS and delay-pattern pad
         K = lm_cfg.num_codebooks
         self._history = torch.full((1, K, 0), self._special, dtype=torch.long)  # (1, K, S) delayed steps
         self._steps = 0  # delayed steps generated
@@ -109,7 +192,7 @@ class TokenSource:
             return self._next_bar
 
     def set_prompt(self, prompt: Prompt, at_bar: int | None = None) -> int:
-        target = StyleCondition.of(prompt)  # raises on a bad prompt: nothing changes
+        target = self.conditioner.condition(prompt)  # raises on a bad prompt: nothing changes
         with self._lock:
             land = self._next_bar if at_bar is None else max(at_bar, self._next_bar)
             self._pending = [c for c in self._pending if c.bar < land]
@@ -129,20 +212,18 @@ class TokenSource:
         return Chunk(np.clip(pcm, -1.0, 1.0), self.sample_rate, start, bars, now)
 
     # ----- the loop ----------------------------------------------------------------------------
-    def _conditioning(self) -> tuple[Tensor, Tensor]:
-        """Guidance rows (2, dim) [null, prompt] and their weights at the current bar, landing pending changes."""
+    def _conditioning(self) -> tuple[Tensor | None, Tensor]:
+        """Guidance rows and their weights at the current bar (see `Conditioner.rows`), landing pending changes."""
         with self._lock:
             while self._pending and self._pending[0].bar <= self._bar_pos:
                 change = self._pending.pop(0)
                 here = self._glide_fraction()
-                w, f = self._from.lerp(self._to, here)
-                self._from = StyleCondition(self._to.controls, w, f) if here < 1 else self._to
+                self._from = self.conditioner.blend(self._from, self._to, here) if here < 1 else self._to
                 self._to = change.target
                 self._glide_start = float(change.bar)
                 self._glide_bars = change.ramp_bars
-            w, f = self._from.lerp(self._to, self._glide_fraction())
-        controls = f[None] if self.lm.config.num_controls else None  # (1, NUM_CONTROLS)
-        return style_rows(self.lm, w[None], controls)  # (2, dim), (1, 1)
+            start, end, a = self._from, self._to, self._glide_fraction()
+        return self.conditioner.rows(self._stream, start, end, a)
 
     def _glide_fraction(self) -> float:
         if self._glide_bars <= 0:
@@ -161,7 +242,7 @@ class TokenSource:
         target = complete_frames(self._steps, K) + frames
         with torch.inference_mode():
             while complete_frames(self._steps, K) < target:
-                cond, weights = self._conditioning()  # (2, dim), (1, 1)
+                cond, weights = self._conditioning()  # (R, dim) or None, (n,) or (1, n)
                 if self._logits is None:  # the very first step: all codebooks special (MusicGen's BOS)
                     bos = torch.full((1, K, 1), self._special, dtype=torch.long)  # (1, K, 1)
                     self._logits = guided_prefill(stream, bos, weights, cfg.cfg_scale, cond)
@@ -201,8 +282,7 @@ class TokenSource:
 
     def _now_playing(self) -> NowPlaying:
         a = self._glide_fraction()
-        w, _ = self._from.lerp(self._to, a)
-        weights = w.numpy()
+        weights = torch.lerp(self._from.weights, self._to.weights, a).numpy()  # (num_genres,)
         mix = tuple((GENRE_IDS[i], float(v)) for i, v in enumerate(weights) if v > 0.01)
         target = self._to.controls
         energy = (1 - a) * self._from.controls.energy + a * target.energy
