@@ -94,7 +94,13 @@ def _bench(args: argparse.Namespace) -> int:
     if args.what == "engine":
         from engine.bench import bench_engine
 
-        result = bench_engine(seconds=args.seconds or 10.0, threads=args.threads)
+        result = bench_engine(
+            seconds=args.seconds or 10.0,
+            threads=args.threads,
+            musicgen=not args.no_musicgen,
+            musicgen_seconds=args.musicgen_seconds,
+            repeats=args.repeats,
+        )
     elif args.what == "synth":
         from engine.synth.bench import bench_synth
 
@@ -151,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="benchmarks; the last line printed is one JSON object")
     b.add_argument("what", choices=("votes", "synth", "engine"))
     b.add_argument("--threads", type=int, default=2, help="engine: torch threads")
+    b.add_argument("--no-musicgen", action="store_true", help="engine: skip the MusicGen pair (minutes on a CPU)")
+    b.add_argument("--musicgen-seconds", type=float, default=2.0, help="engine: audio per MusicGen run")
+    b.add_argument("--repeats", type=int, default=2, help="engine: alternating MusicGen runs, medians reported")
     b.add_argument("--clients", type=int, default=1000)
     b.add_argument("--rate", type=float, default=500.0, help="total votes per second")
     b.add_argument("--seconds", type=float, default=None, help="votes: voting time (20); synth: audio rendered (60)")

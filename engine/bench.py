@@ -48,7 +48,10 @@ def seam_max_abs_diff(seconds: float = 6.0, chunk_frames: int = 25, seed: int = 
     return float((chunked[:, :n] - whole[:, :n]).abs().max())
 
 
-def bench_engine(seconds: float = 10.0, threads: int = 2, musicgen: bool = True) -> dict[str, object]:
+def bench_engine(
+    seconds: float = 10.0, threads: int = 2, musicgen: bool = True, musicgen_seconds: float = 2.0, repeats: int = 2
+) -> dict[str, object]:
+    """Everything side by side in one run; the MusicGen pair (a few minutes on 2 cores) unless musicgen=False."""
     result: dict[str, object] = {"threads": threads}
     result["rtf_embedded"] = rtf_embedded(seconds, threads)  # the shipped precision, bfloat16
     result["rtf_embedded_fp32"] = rtf_embedded(seconds, threads, precision="float32")
@@ -56,4 +59,9 @@ def bench_engine(seconds: float = 10.0, threads: int = 2, musicgen: bool = True)
     assert isinstance(lm, TokenSource)
     result["embedded_params_m"] = round(sum(p.numel() for p in lm.lm.parameters()) / 1e6, 2)
     result["seam_max_abs_diff"] = seam_max_abs_diff()
+    if musicgen:
+        from engine.bench_musicgen import bench_musicgen
+
+        pair = bench_musicgen(musicgen_seconds, threads, repeats=repeats)
+        result.update({k: round(v, 3) for k, v in pair.items()})
     return result

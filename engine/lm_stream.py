@@ -46,7 +46,7 @@ class LMStream:
                 cfg.num_heads,
                 cfg.head_dim,
                 cfg.max_len,
-                dtype=weight.dtype,
+                dtype=lm.attention_dtype,
                 device=weight.device,
             )
         self._cross: CrossMemory | None = None

@@ -275,3 +275,12 @@ def test_bfloat16_stream_is_close_to_float32(lm: TokenLM) -> None:
         stream.prefill(x[:, :, :7], cond)  # a float32 cond is cast to the model's dtype
         got = stream.step(x[:, :, 7:], cond)
     assert got.dtype == torch.bfloat16 and (got.float() - want).abs().max() < 0.05
+
+
+def test_a_half_precision_model_attends_in_float32_on_cpu(lm: TokenLM) -> None:
+    half = TokenLM(TINY, seed=0).eval().to(torch.bfloat16)
+    assert lm.attention_dtype == torch.float32 and half.attention_dtype == torch.float32
+    with half.streaming(batch_size=2) as stream:
+        assert stream.cache.kv.dtype == torch.float32  # bf16 attention is several times slower on CPU
+        stream.prefill(tokens(2, 3), mix(half, 2, 0))
+        assert stream.cache.kv[:, :, :, :, :3].abs().sum() > 0  # written through the dtype change

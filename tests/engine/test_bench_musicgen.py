@@ -1,0 +1,126 @@
+"""The MusicGen benchmark pair on a tiny random MusicGen (no weights, no network), and the GEMV path it relies on."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import engine.attention
+from engine.attention import GemvLinear
+from engine.bench_musicgen import (
+    bench_musicgen,
+    musicgen_small_config,
+    prompt_ids,
+    rtf_ours_musicgen,
+    rtf_transformers_musicgen,
+)
+from engine.musicgen_source import WordHashTokenizer
+from engine.musicgen_weights import load_musicgen
+from tests.support.tiny_musicgen import CARD, SAMPLE_RATE, TEXT_VOCAB, K, tiny_musicgen
+
+SECONDS = 0.2  # audio asked of each side
+HOP = 640  # samples per frame at 32 kHz / 50 Hz
+
+
+@pytest.fixture(scope="module", autouse=True)
+def offline() -> Iterator[None]:
+    """No hub access; the thread count the benchmark sets is put back afterwards."""
+    threads = torch.get_num_threads()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        mp.setenv("TRANSFORMERS_OFFLINE", "1")
+        yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def model(offline: None) -> Any:
+    return tiny_musicgen(seed=0)
+
+
+def test_bench_reports_positive_finite_figures(model: Any) -> None:
+    result = bench_musicgen(SECONDS, threads=1, model=model)
+    keys = {
+        "rtf_ours_musicgen",
+        "rtf_ours_musicgen_bf16",
+        "rtf_transformers_musicgen",
+        "rtf_transformers_musicgen_bf16",
+        "speedup_vs_transformers",
+        "speedup_vs_transformers_bf16_ours",
+        "speedup_vs_transformers_bf16",
+    }
+    assert keys <= result.keys()
+    assert all(math.isfinite(v) and v > 0 for v in result.values())
+    assert result["speedup_vs_transformers"] == pytest.approx(
+        result["rtf_transformers_musicgen"] / result["rtf_ours_musicgen"]
+    )
+    assert next(model.parameters()).dtype == torch.float32  # the bfloat16 run used a copy
+
+
+def test_both_sides_make_audio_of_the_asked_length(model: Any) -> None:
+    parts = load_musicgen(model)
+    ours = rtf_ours_musicgen(parts, SECONDS, threads=1)
+    assert ours.sample_rate == SAMPLE_RATE
+    assert ours.audio.shape == (SAMPLE_RATE // 2,)  # whole 0.5 s chunks until >= SECONDS
+    ids = prompt_ids(WordHashTokenizer(TEXT_VOCAB))
+    theirs = rtf_transformers_musicgen(model, ids, SECONDS, threads=1)
+    assert theirs.audio.shape == (round(SECONDS * 50) * HOP,)  # exactly SECONDS: frames + K - 1 tokens
+    for run in (ours, theirs):
+        assert run.rtf > 0 and torch.isfinite(run.audio).all() and run.audio.abs().max() > 0
+
+
+def test_same_text_ids_on_both_sides(model: Any) -> None:
+    ids = prompt_ids(WordHashTokenizer(TEXT_VOCAB))
+    assert ids.shape[0] == 1 and ids.shape[1] > 3 and int(ids.max()) < TEXT_VOCAB
+
+
+def test_musicgen_small_config_is_the_published_architecture() -> None:
+    config = musicgen_small_config()
+    dec, text, audio = config.decoder, config.text_encoder, config.audio_encoder
+    assert (dec.num_hidden_layers, dec.hidden_size, dec.num_attention_heads, dec.ffn_dim) == (24, 1024, 16, 4096)
+    assert (dec.num_codebooks, dec.vocab_size, dec.bos_token_id) == (4, 2048, 2048)
+    assert (text.d_model, text.d_ff, text.num_layers, text.num_heads, text.vocab_size) == (768, 3072, 12, 12, 32128)
+    assert (audio.sampling_rate, audio.frame_rate, audio.num_quantizers, audio.codebook_size) == (32000, 50, 4, 2048)
+
+
+@pytest.mark.parametrize("rows", [1, 2, 3, 8, 64, 65])
+def test_gemv_linear_matches_linear(rows: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine.attention, "GEMV_MIN_WEIGHTS", 0)  # take the weight-major path at any size
+    torch.manual_seed(0)
+    layer = GemvLinear(48, 80, bias=True)
+    x = torch.randn(rows, 1, 48)  # (B, T, in): a streaming step of `rows` rows
+    want = F.linear(x, layer.weight, layer.bias)  # (B, T, out)
+    got = layer(x)
+    assert got.shape == want.shape and got.is_contiguous()
+    assert (got - want).abs().max() < 1e-5
+
+
+def test_gemv_path_keeps_musicgen_logits(model: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With every linear on the weight-major path, cached steps still give transformers' logits."""
+    monkeypatch.setattr(engine.attention, "GEMV_MIN_WEIGHTS", 0)
+    from transformers import DynamicCache, EncoderDecoderCache
+
+    parts = load_musicgen(model, max_len=16)
+    g = torch.Generator().manual_seed(1)
+    codes = torch.randint(0, CARD + 1, (2, K, 5), generator=g)  # (B, K, T)
+    text = torch.randint(0, TEXT_VOCAB, (2, 6), generator=g)  # (B, S)
+    states, mask = parts.encode_text(text)
+    cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
+    with parts.lm.streaming(batch_size=2) as stream, torch.no_grad():
+        stream.set_cross(states, mask)
+        for t in range(codes.shape[2]):
+            frame = codes[:, :, t : t + 1]  # (B, K, 1)
+            out = model.decoder(
+                input_ids=frame.reshape(2 * K, 1),
+                encoder_hidden_states=states,
+                encoder_attention_mask=mask,
+                cache=cache,
+                use_cache=True,
+            )
+            cache = out.cache
+            assert (stream.step(frame) - out.logits.view(2, K, CARD)).abs().max() < 1e-4
