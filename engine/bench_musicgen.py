@@ -100,7 +100,8 @@ def rtf_transformers_musicgen(
     frames, so both sides make the same audio length.
     """
     torch.set_num_threads(threads)
-    audio_cfg, K = model.config.audio_encoder, model.decoder.num_codebooks
+    audio_cfg: Any = model.config.audio_encoder  # EncodecConfig
+    K = model.decoder.num_codebooks
     frames = max(1, round(seconds * audio_cfg.frame_rate))
     kwargs: dict[str, Any] = dict(
         input_ids=input_ids,
@@ -135,7 +136,8 @@ def rtf_ours_musicgen(
     if parts.audio_encoder is None:
         raise ValueError("these MusicGen parts have no audio encoder (EnCodec) to decode with")
     torch.set_num_threads(threads)
-    rate = int(parts.audio_encoder.config.frame_rate)  # frames per second
+    codec_config: Any = parts.audio_encoder.config  # EncodecConfig
+    rate = int(codec_config.frame_rate)  # frames per second
     config = ContinuationConfig(chunk_frames=max(1, round(CHUNK_S * rate)), top_k=TOP_K, cfg_scale=CFG_SCALE, seed=seed)
     src = musicgen_source(parts, prompt, config, tokenizer=tokenizer)
     try:
@@ -183,7 +185,8 @@ def bench_musicgen(
         "rtf_transformers_musicgen": lambda: rtf_transformers_musicgen(model, ids, seconds, threads, seed),
     }
     if transformers_bf16:  # a copy: the parts share the model's text encoder and codec, which stay float32
-        model16 = copy.deepcopy(model).to(torch.bfloat16)
+        model16: Any = copy.deepcopy(model)
+        model16.to(torch.bfloat16)
         sides["rtf_transformers_musicgen_bf16"] = lambda: rtf_transformers_musicgen(
             model16, ids, seconds, threads, seed
         )
