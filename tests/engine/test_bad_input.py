@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from engine.codec import Codec, CodecConfig, CodecError
-from engine.conditioning import NUM_CONTROLS
 from engine.continuation import ContinuationConfig, TokenSource
 from engine.lm import LMConfig, TokenLM
 from engine.musicgen_weights import load_musicgen
 from engine.prompt import Prompt, PromptError, StyleWeight, prompt_from_json
 from engine.styles import UnknownStyleError
+from tests.engine.test_continuation import tiny
 
 BAD_PROMPTS: list[tuple[Callable[[], object], type[Exception], str]] = [
     (lambda: Prompt.of("polka"), UnknownStyleError, "'polka'"),
@@ -29,26 +29,6 @@ BAD_PROMPTS: list[tuple[Callable[[], object], type[Exception], str]] = [
     (lambda: prompt_from_json({"style": "house"}), PromptError, "dict"),
     (lambda: Prompt.of("zydeco accordion"), UnknownStyleError, "zydeco"),
 ]
-
-
-def tiny(seed: int = 0) -> TokenSource:
-    lm = TokenLM(
-        LMConfig(
-            num_codebooks=2,
-            card=16,
-            dim=32,
-            num_layers=2,
-            num_heads=2,
-            ffn_dim=64,
-            max_len=64,
-            num_styles=8,
-            num_controls=NUM_CONTROLS,
-        ),
-        seed=seed,
-    )
-    codec = Codec.random(CodecConfig(num_filters=4, codebook_size=16, num_codebooks=2, hidden_size=16), seed=seed)
-    cfg = ContinuationConfig(window=48, stride=16, chunk_frames=10, seed=seed, top_k=8)
-    return TokenSource(lm, codec, Prompt.of("techno"), cfg)
 
 
 def _attempt(make: Callable[[], object], source: TokenSource) -> None:
@@ -67,7 +47,7 @@ def test_bad_prompts_name_the_value_and_change_nothing(
     # the running source is exactly where an untouched twin is: same audio, same prompt
     a, b = played.next_chunk(), twin.next_chunk()
     np.testing.assert_array_equal(a.pcm, b.pcm)
-    assert a.now_playing == b.now_playing and a.now_playing.genre == "techno"
+    assert a.now_playing == b.now_playing and a.now_playing.genre == "drum-and-bass"
 
 
 @pytest.mark.parametrize(
