@@ -10,27 +10,38 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import torch
 
 from engine.backends import BackendConfig, build_source
 from engine.codec import Codec, CodecConfig
 from engine.continuation import TokenSource
 from engine.prompt import Prompt
+from engine.source import AudioSource
 
 
-def rtf_embedded(seconds: float = 10.0, threads: int = 2, seed: int = 0, precision: str = "bfloat16") -> float:
-    """Compute seconds per audio second of the embedded-size model (random weights), codec decode included."""
-    torch.set_num_threads(threads)
-    src = build_source(BackendConfig(name="embedded", seed=seed, precision=precision), Prompt.of("house"))
-    assert isinstance(src, TokenSource)
-    src.next_chunk()  # warm-up: allocations, first prefill
+def time_chunks(src: AudioSource, seconds: float) -> tuple[float, list[np.ndarray]]:
+    """One warm-up chunk (allocations, first prefill), then chunks until `seconds` of audio.
+
+    Returns the compute seconds per audio second of the timed chunks and their pcm.
+    """
+    src.next_chunk()
+    pcm: list[np.ndarray] = []
     audio = compute = 0.0
     while audio < seconds:
         t0 = time.perf_counter()
         chunk = src.next_chunk()
         compute += time.perf_counter() - t0
         audio += chunk.seconds
-    return compute / audio
+        pcm.append(chunk.pcm)
+    return compute / audio, pcm
+
+
+def rtf_embedded(seconds: float = 10.0, threads: int = 2, seed: int = 0, precision: str = "bfloat16") -> float:
+    """Compute seconds per audio second of the embedded-size model (random weights), codec decode included."""
+    torch.set_num_threads(threads)
+    src = build_source(BackendConfig(name="embedded", seed=seed, precision=precision), Prompt.of("house"))
+    return time_chunks(src, seconds)[0]
 
 
 def seam_max_abs_diff(seconds: float = 6.0, chunk_frames: int = 25, seed: int = 0) -> float:

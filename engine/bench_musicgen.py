@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
+from engine.bench import time_chunks
 from engine.continuation import ContinuationConfig
 from engine.musicgen_source import TextCondition, Tokenizer, musicgen_source, text_tokenizer
 from engine.musicgen_weights import MusicgenParts, load_musicgen
@@ -141,18 +142,10 @@ def rtf_ours_musicgen(
     config = ContinuationConfig(chunk_frames=max(1, round(CHUNK_S * rate)), top_k=TOP_K, cfg_scale=CFG_SCALE, seed=seed)
     src = musicgen_source(parts, prompt, config, tokenizer=tokenizer)
     try:
-        src.next_chunk()  # warm-up
-        pcm: list[Tensor] = []
-        audio = compute = 0.0
-        while audio < seconds:
-            t0 = time.perf_counter()
-            chunk = src.next_chunk()
-            compute += time.perf_counter() - t0
-            audio += chunk.seconds
-            pcm.append(torch.from_numpy(chunk.pcm))
+        rtf, pcm = time_chunks(src, seconds)
     finally:
         src.close()
-    return Run(compute / audio, torch.cat(pcm), src.sample_rate)
+    return Run(rtf, torch.cat([torch.from_numpy(p) for p in pcm]), src.sample_rate)
 
 
 def _median(runs: list[Run]) -> float:

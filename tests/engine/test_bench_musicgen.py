@@ -22,6 +22,7 @@ from engine.bench_musicgen import (
 from engine.musicgen_source import WordHashTokenizer
 from engine.musicgen_weights import load_musicgen
 from tests.support.tiny_musicgen import CARD, SAMPLE_RATE, TEXT_VOCAB, K, tiny_musicgen
+from tests.support.tiny_musicgen import offline as offline_hub
 
 SECONDS = 0.2  # audio asked of each side
 HOP = 640  # samples per frame at 32 kHz / 50 Hz
@@ -30,12 +31,8 @@ HOP = 640  # samples per frame at 32 kHz / 50 Hz
 @pytest.fixture(scope="module", autouse=True)
 def offline() -> Iterator[None]:
     """No hub access; the thread count the benchmark sets is put back afterwards."""
-    threads = torch.get_num_threads()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HF_HUB_OFFLINE", "1")
-        mp.setenv("TRANSFORMERS_OFFLINE", "1")
+    with offline_hub(threads=None):
         yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

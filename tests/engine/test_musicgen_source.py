@@ -18,6 +18,7 @@ from engine.musicgen_weights import MusicgenParts, load_musicgen
 from engine.prompt import Prompt, PromptError, StyleWeight
 from engine.styles import UnknownStyleError
 from tests.support.tiny_musicgen import CARD, SAMPLE_RATE, TEXT_VOCAB, K, encodec_config, tiny_musicgen
+from tests.support.tiny_musicgen import offline as offline_hub
 
 TOL = 1e-4  # max abs logit difference between the loop and an independent forward pass
 
@@ -25,13 +26,8 @@ TOL = 1e-4  # max abs logit difference between the loop and an independent forwa
 @pytest.fixture(scope="module", autouse=True)
 def offline() -> Iterator[None]:
     """No hub access; one torch thread (tiny models on a shared 2-core machine run far faster that way)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HF_HUB_OFFLINE", "1")
-        mp.setenv("TRANSFORMERS_OFFLINE", "1")
+    with offline_hub(threads=1):
         yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

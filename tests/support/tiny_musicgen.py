@@ -5,9 +5,12 @@ Import only where transformers is installed; callers set HF_HUB_OFFLINE=1 first.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import torch
 
 CARD = 64  # decoder vocabulary = codebook size
@@ -15,6 +18,24 @@ K = 4  # codebooks
 TEXT_VOCAB = 99  # T5 ids
 SAMPLE_RATE = 32000  # Hz, like MusicGen's EnCodec
 RATIOS = [8, 5, 4, 4]  # hop 640 samples = 50 Hz frames at 32 kHz
+
+
+@contextlib.contextmanager
+def offline(threads: int | None = None) -> Iterator[None]:
+    """No hub access inside; torch at `threads` threads (None: as it is), put back afterwards.
+
+    One thread suits tiny models on a shared 2-core machine: two threads spin against each other there.
+    """
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("HF_HUB_OFFLINE", "1")
+            mp.setenv("TRANSFORMERS_OFFLINE", "1")
+            yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def encodec_config(codebook_size: int = CARD, codebooks: int = K) -> Any:
