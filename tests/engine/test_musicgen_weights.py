@@ -13,9 +13,9 @@ import torch
 
 from engine.guidance import combine_guidance
 from engine.musicgen_weights import MusicgenParts, NotMusicgenError, load_musicgen
+from tests.support.tiny_musicgen import CARD, K, tiny_musicgen
 
 TOL = 1e-4  # max abs logit difference to transformers
-CARD, K = 32, 4
 
 
 @pytest.fixture(scope="module")
@@ -28,32 +28,8 @@ def hf() -> Iterator[ModuleType]:
 
 @pytest.fixture(scope="module")
 def model(hf: ModuleType) -> Any:
-    """A tiny random MusicgenForConditionalGeneration: T5 width 24 -> enc_to_dec_proj -> decoder width 16."""
-    text = hf.T5Config(vocab_size=99, d_model=24, d_ff=32, d_kv=8, num_layers=2, num_heads=3)
-    audio = hf.EncodecConfig(
-        num_filters=4,
-        num_lstm_layers=1,
-        upsampling_ratios=[2, 2],
-        codebook_size=CARD,
-        target_bandwidths=[1.5],
-        hidden_size=16,
-        codebook_dim=16,
-    )
-    decoder = hf.MusicgenDecoderConfig(
-        vocab_size=CARD,
-        hidden_size=16,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        ffn_dim=48,
-        num_codebooks=K,
-        max_position_embeddings=64,
-        pad_token_id=CARD,
-        bos_token_id=CARD,
-    )
-    torch.manual_seed(0)
-    return hf.MusicgenForConditionalGeneration(
-        hf.MusicgenConfig(text_encoder=text, audio_encoder=audio, decoder=decoder)
-    ).eval()
+    """The shared tiny random MusicgenForConditionalGeneration (T5 width 24 -> enc_to_dec_proj -> decoder 32)."""
+    return tiny_musicgen(seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +53,7 @@ def hf_logits(model: Any, codes: torch.Tensor, text: torch.Tensor, mask: torch.T
 
 
 def test_parts(parts: MusicgenParts, model: Any) -> None:
-    assert parts.lm.config.card == CARD and parts.lm.config.num_codebooks == K and parts.lm.config.cross_dim == 16
+    assert parts.lm.config.card == CARD and parts.lm.config.num_codebooks == K and parts.lm.config.cross_dim == 32
     assert parts.enc_to_dec_proj is model.enc_to_dec_proj and parts.text_encoder is model.text_encoder
     assert parts.audio_encoder is model.audio_encoder and parts.start_token == CARD
     assert not parts.lm.training
@@ -180,7 +156,7 @@ def test_encode_prompts_uses_the_tokenizer(parts: MusicgenParts) -> None:
 
     with_tok = MusicgenParts(parts.lm, parts.text_encoder, parts.enc_to_dec_proj, None, CARD, tokenizer)
     states, mask = with_tok.encode_prompts(["lofi", "dnb"])
-    assert states.shape == (2, 3, 16) and mask.tolist() == [[1, 1, 0], [1, 1, 0]]
+    assert states.shape == (2, 3, 32) and mask.tolist() == [[1, 1, 0], [1, 1, 0]]
     with pytest.raises(RuntimeError, match="tokenizer"):
         parts.encode_prompts(["x"])
 
