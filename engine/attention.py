@@ -13,33 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-GEMV_MAX_ROWS = 64  # up to this many rows (a streaming step: B rows, T = 1) `GemvLinear` takes its weight-major path
-GEMV_MIN_WEIGHTS = 1 << 20  # ... for weights of at least this many elements (4 MiB in float32: past the L2 cache)
-
-
-class GemvLinear(nn.Linear):
-    """`nn.Linear` that computes a few rows of a large float32 weight on CPU as `weight @ x.T`.
-
-    One streaming step is a matrix-vector product per linear, bound by reading the weight once. For 2..64 rows,
-    `F.linear` (`x @ weight.T`) reads float32 weights at ≈ 6-7 GB/s on a 2-core AVX2 machine; the same products as
-    `weight @ x.T` stream them at ≈ 12-16 GB/s (MKL picks another kernel). Same weights, same dtype, same sums up
-    to rounding. Other shapes, dtypes and devices take `F.linear`.
-    """
-
-    def forward(self, x: Tensor) -> Tensor:
-        rows = x.numel() // self.in_features
-        weight = self.weight
-        if (
-            1 < rows <= GEMV_MAX_ROWS
-            and weight.dtype == torch.float32
-            and weight.device.type == "cpu"
-            and weight.numel() >= GEMV_MIN_WEIGHTS
-        ):
-            y = (weight @ x.reshape(rows, self.in_features).t()).t()  # (rows, out), weight-major product
-            if self.bias is not None:
-                y = y + self.bias
-            return y.contiguous().view(*x.shape[:-1], self.out_features)  # (..., out)
-        return F.linear(x, weight, self.bias)
+from engine.linear import StepLinear
 
 
 class CacheFullError(RuntimeError):
@@ -141,8 +115,8 @@ class SelfAttention(nn.Module):
         self.dim = dim
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
-        self.qkv = GemvLinear(dim, 3 * dim, bias=bias)  # rows: q, k, v
-        self.out = GemvLinear(dim, dim, bias=bias)
+        self.qkv = StepLinear(dim, 3 * dim, bias=bias)  # rows: q, k, v
+        self.out = StepLinear(dim, dim, bias=bias)
 
     def forward(self, x: Tensor, cache: KVCache | None = None, layer: int = 0) -> Tensor:
         """x (B, T, D) -> (B, T, D). With a cache, x holds the frames after `cache.length` and is written into it."""
@@ -176,9 +150,9 @@ class CrossAttention(nn.Module):
         self.dim = dim
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
-        self.q = GemvLinear(dim, dim, bias=bias)
-        self.kv = GemvLinear(cross_dim, 2 * dim, bias=bias)  # rows: k, v
-        self.out = GemvLinear(dim, dim, bias=bias)
+        self.q = StepLinear(dim, dim, bias=bias)
+        self.kv = StepLinear(cross_dim, 2 * dim, bias=bias)  # rows: k, v
+        self.out = StepLinear(dim, dim, bias=bias)
 
     def project(self, states: Tensor) -> Tensor:
         """states (B, S, cross_dim) -> keys and values stacked (2, B, H, S, hd)."""

@@ -15,7 +15,7 @@ from engine.prompt import Prompt
 from engine.source import AudioSource
 
 BACKENDS = ("synth", "embedded", "musicgen")
-PRECISIONS = ("bfloat16", "float32")
+PRECISIONS = ("int8", "bfloat16", "float32")
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,8 @@ class BackendConfig:
     name: str = "synth"  # synth | embedded | musicgen
     seed: int = 0  # sampling / rendering seed
     sample_rate: int = 24000  # Hz; the synth's rate (the token backends' codecs declare their own)
-    precision: str = "bfloat16"  # token model weights and cache: bfloat16 (about 2x faster on CPU) or float32
+    precision: str = "int8"  # token model weights: int8 (weight-only, bfloat16 activations; fastest on CPU),
+    # bfloat16 or float32; attention runs in float32 on CPU whichever (engine.lm.TokenLM.attention_dtype)
     model_path: Path | None = None  # local MusicGen checkpoint folder (HF format) for the musicgen backend
 
     def __post_init__(self) -> None:
@@ -59,18 +60,24 @@ def build_source(config: BackendConfig, prompt: Prompt) -> AudioSource:
     from engine.continuation import ContinuationConfig, TokenSource
 
     continuation = ContinuationConfig(seed=config.seed)
-    dtype = getattr(torch, config.precision)
+    int8 = config.precision == "int8"
+    dtype = torch.bfloat16 if int8 else getattr(torch, config.precision)
     if config.name == "musicgen":
         from engine.musicgen_source import musicgen_source
         from engine.musicgen_weights import load_musicgen
 
         assert config.model_path is not None  # checked by BackendConfig
-        parts = load_musicgen(config.model_path, max_len=continuation.window, dtype=dtype)
+        parts = load_musicgen(config.model_path, max_len=continuation.window, dtype=torch.float32 if int8 else dtype)
+        if int8:  # quantize from the float32 weights, then run the rest in bfloat16
+            parts.lm.quantize_int8().to(dtype)
         return musicgen_source(parts, prompt, continuation)
 
     from engine.codec import Codec, CodecConfig
     from engine.lm import TokenLM
 
-    lm = TokenLM(embedded_lm_config(), seed=config.seed).to(dtype)
+    lm = TokenLM(embedded_lm_config(), seed=config.seed)
+    if int8:
+        lm.quantize_int8()
+    lm = lm.to(dtype)
     codec = Codec.random(CodecConfig(), seed=config.seed)
     return TokenSource(lm, codec, prompt, continuation)

@@ -105,6 +105,7 @@ class StyleConditioner:
 
     def __init__(self, lm: TokenLM) -> None:
         self.lm = lm
+        self._last: tuple[StyleCondition, StyleCondition, float, tuple[Tensor, Tensor]] | None = None
 
     @property
     def start_token(self) -> int:
@@ -121,9 +122,14 @@ class StyleConditioner:
         return 2
 
     def rows(self, stream: LMStream, start: StyleCondition, end: StyleCondition, a: float) -> tuple[Tensor, Tensor]:
+        last = self._last
+        if last is not None and last[0] is start and last[1] is end and last[2] == a:
+            return last[3]  # between glides the rows stay put: no need to rebuild them every frame
         w, f = start.lerp(end, a)
         controls = f[None] if self.lm.config.num_controls else None  # (1, NUM_CONTROLS)
-        return style_rows(self.lm, w[None], controls)  # (2, dim), (1, 1)
+        rows = style_rows(self.lm, w[None], controls)  # (2, dim), (1, 1)
+        self._last = (start, end, a, rows)
+        return rows
 
 
 @dataclass
@@ -253,8 +259,9 @@ class TokenSource:
                     top_k=cfg.top_k,
                     top_p=cfg.top_p,
                 )  # (1, K)
-                real = delayed_step_mask(self._steps, K)  # (K,)
-                tok = torch.where(real[None], tok, torch.full_like(tok, self._special))  # (1, K)
+                if self._steps < K - 1:  # the delay pattern's leading gap: codebooks k > step are padding
+                    real = delayed_step_mask(self._steps, K)  # (K,)
+                    tok = torch.where(real[None], tok, torch.full_like(tok, self._special))  # (1, K)
                 self._history = torch.cat([self._history, tok[:, :, None]], dim=2)[:, :, -cfg.window :]  # (1, K, S)
                 self._steps += 1
                 if self._steps >= K:  # frame steps - K is complete: the bar clock moves one frame

@@ -42,6 +42,8 @@ def combine_guidance(logits: Tensor, weights: Tensor | Sequence[float], scale: f
     G, R = logits.shape[:2]
     w = _weights(weights, G, R - 1, logits)  # (G, n)
     uncond = logits[:, 0]  # (G, K, card)
+    if R == 2:  # one conditional row: a single lerp, uncond + scale * w * (cond - uncond)
+        return torch.lerp(uncond, logits[:, 1], (scale * w).view(G, 1, 1))  # (G, K, card)
     delta = logits[:, 1:] - uncond[:, None]  # (G, n, K, card)
     return uncond + scale * torch.einsum("gn,gnkc->gkc", w, delta)  # (G, K, card)
 

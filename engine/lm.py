@@ -28,7 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from engine.attention import CrossAttention, CrossMemory, GemvLinear, KVCache, SelfAttention
+from engine.attention import CrossAttention, CrossMemory, KVCache, SelfAttention
+from engine.linear import StepLinear
 from engine.lm_stream import LMStream
 
 ACTIVATIONS = ("gelu", "gelu_tanh", "relu")  # "gelu" is the exact (erf) GELU that MusicGen uses
@@ -102,8 +103,8 @@ class DecoderLayer(nn.Module):
             self.norm_cross = nn.LayerNorm(d, eps=config.norm_eps)
             self.cross_attn = CrossAttention(d, config.cross_dim, config.num_heads, bias=config.bias)
         self.norm_ffn = nn.LayerNorm(d, eps=config.norm_eps)
-        self.fc1 = GemvLinear(d, config.ffn_dim, bias=config.bias)
-        self.fc2 = GemvLinear(config.ffn_dim, d, bias=config.bias)
+        self.fc1 = StepLinear(d, config.ffn_dim, bias=config.bias)
+        self.fc2 = StepLinear(config.ffn_dim, d, bias=config.bias)
         self.activation = config.activation
 
     def forward(
@@ -143,7 +144,7 @@ class TokenLM(nn.Module):
         self.layers = nn.ModuleList(DecoderLayer(config) for _ in range(config.num_layers))
         self.norm = nn.LayerNorm(d, eps=config.norm_eps)
         # All heads in one linear: codebook k's logits are output rows k * card .. (k + 1) * card - 1.
-        self.heads = GemvLinear(d, K * card, bias=False)
+        self.heads = StepLinear(d, K * card, bias=False)
         if seed is not None:
             self.reset_parameters(seed)
 
@@ -173,6 +174,17 @@ class TokenLM(nn.Module):
                     nn.init.normal_(module.weight, 0.0, residual_std if residual else std, generator=gen)
                     if module.bias is not None:
                         nn.init.zeros_(module.bias)
+
+    def quantize_int8(self) -> TokenLM:
+        """Give every linear an int8 copy of its current weight for streaming steps on CPU (`engine.linear`).
+
+        Call it on the float32 weights, before `.to(torch.bfloat16)` (the activations' dtype), so the int8
+        values come from the full-precision weights. Returns self.
+        """
+        for module in self.modules():
+            if isinstance(module, StepLinear):
+                module.quantize_int8()
+        return self
 
     @property
     def num_params(self) -> int:

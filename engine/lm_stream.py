@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from engine.attention import CrossMemory, KVCache
+from engine.lm_step import decode_step
 
 if TYPE_CHECKING:
     from engine.lm import TokenLM
@@ -141,5 +142,7 @@ class LMStream:
         self.lm.check_cond(cond, B, T)
         cache.check_room(T)
         with torch.inference_mode():
+            if T == 1 and not self.lm.training:  # the hot path: same logits, half the tensor calls
+                return decode_step(self.lm, tokens, cond, cache, self._cross)  # (B, K, card)
             logits = self.lm.run(tokens, cond, cache, self._cross, last_only=True)  # (B, K, 1, card)
         return logits[:, :, 0]  # (B, K, card)

@@ -6,6 +6,7 @@ import torch
 
 from engine.backends import BackendConfig, build_source
 from engine.continuation import TokenSource
+from engine.linear import StepLinear
 from engine.prompt import Prompt
 from engine.synth.source import StyleSynth
 
@@ -15,7 +16,8 @@ def test_backends_by_name_share_the_source_interface() -> None:
     assert isinstance(synth, StyleSynth) and synth.sample_rate == 24000
     emb = build_source(BackendConfig(name="embedded", seed=1), Prompt.of("techno"))
     assert isinstance(emb, TokenSource)
-    assert next(emb.lm.parameters()).dtype == torch.bfloat16
+    assert next(emb.lm.parameters()).dtype == torch.bfloat16  # activations; the linears run on int8 weights
+    assert all(m.int8 is not None for m in emb.lm.modules() if isinstance(m, StepLinear))
     assert 8e6 < sum(p.numel() for p in emb.lm.parameters()) < 15e6  # the embedded size
     chunk = emb.next_chunk()
     assert chunk.sample_rate == emb.codec.sample_rate and np.isfinite(chunk.pcm).all()

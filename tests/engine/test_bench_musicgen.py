@@ -1,4 +1,4 @@
-"""The MusicGen benchmark pair on a tiny random MusicGen (no weights, no network), and the GEMV path it relies on."""
+"""The MusicGen benchmark pair on a tiny random MusicGen (no weights, no network) and the fast path it relies on."""
 
 from __future__ import annotations
 
@@ -8,10 +8,8 @@ from typing import Any
 
 import pytest
 import torch
-import torch.nn.functional as F
 
-import engine.attention
-from engine.attention import GemvLinear
+import engine.linear
 from engine.bench_musicgen import (
     bench_musicgen,
     musicgen_small_config,
@@ -85,21 +83,9 @@ def test_musicgen_small_config_is_the_published_architecture() -> None:
     assert (audio.sampling_rate, audio.frame_rate, audio.num_quantizers, audio.codebook_size) == (32000, 50, 4, 2048)
 
 
-@pytest.mark.parametrize("rows", [1, 2, 3, 8, 64, 65])
-def test_gemv_linear_matches_linear(rows: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(engine.attention, "GEMV_MIN_WEIGHTS", 0)  # take the weight-major path at any size
-    torch.manual_seed(0)
-    layer = GemvLinear(48, 80, bias=True)
-    x = torch.randn(rows, 1, 48)  # (B, T, in): a streaming step of `rows` rows
-    want = F.linear(x, layer.weight, layer.bias)  # (B, T, out)
-    got = layer(x)
-    assert got.shape == want.shape and got.is_contiguous()
-    assert (got - want).abs().max() < 1e-5
-
-
-def test_gemv_path_keeps_musicgen_logits(model: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """With every linear on the weight-major path, cached steps still give transformers' logits."""
-    monkeypatch.setattr(engine.attention, "GEMV_MIN_WEIGHTS", 0)
+def test_packed_path_keeps_musicgen_logits(model: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With every linear on the packed float32 path, cached steps still give transformers' logits."""
+    monkeypatch.setattr(engine.linear, "PACK_MIN_WEIGHTS", 0)
     from transformers import DynamicCache, EncoderDecoderCache
 
     parts = load_musicgen(model, max_len=16)

@@ -5,7 +5,9 @@ import torch
 
 from engine.attention import CacheFullError
 from engine.guidance import combine_guidance, guided_prefill, guided_step, style_rows
+from engine.linear import StepLinear
 from engine.lm import LMConfig, TokenLM, sinusoidal_positions
+from engine.lm_step import decode_step
 from engine.lm_stream import StreamClosedError
 
 TOL = 1e-5  # max abs difference between cached and uncached logits
@@ -284,3 +286,45 @@ def test_a_half_precision_model_attends_in_float32_on_cpu(lm: TokenLM) -> None:
         assert stream.cache.kv.dtype == torch.float32  # bf16 attention is several times slower on CPU
         stream.prefill(tokens(2, 3), mix(half, 2, 0))
         assert stream.cache.kv[:, :, :, :, :3].abs().sum() > 0  # written through the dtype change
+
+
+@pytest.mark.parametrize("which", ["style", "cross"])
+def test_decode_step_is_the_general_pass_for_one_frame(lm: TokenLM, cross_lm: TokenLM, which: str) -> None:
+    """The hot path (`engine.lm_step.decode_step`) gives run()'s logits and writes the same cache."""
+    model = lm if which == "style" else cross_lm
+    x = tokens(3, 9)
+    g = torch.Generator().manual_seed(5)
+    cond = mix(lm, 3, 4) if which == "style" else None
+    with model.streaming(batch_size=3) as fast, model.streaming(batch_size=3) as slow, torch.inference_mode():
+        if which == "cross":
+            states, mask = torch.randn(3, 4, 12, generator=g), torch.tensor([[1, 1, 0, 0], [1] * 4, [0] * 4])
+            fast.set_cross(states, mask)
+            slow.set_cross(states, mask)
+        fast.prefill(x[:, :, :4], cond)
+        slow.prefill(x[:, :, :4], cond)
+        for t in range(4, 9):
+            got = decode_step(model, x[:, :, t : t + 1], cond, fast.cache, fast.cross)  # (B, K, card)
+            want = model.run(x[:, :, t : t + 1], cond, slow.cache, slow.cross, last_only=True)[:, :, 0]
+            assert (got - want).abs().max() < TOL
+        assert fast.length == slow.length == 9
+        assert (fast.cache.kv - slow.cache.kv).abs().max() < TOL
+
+
+def test_int8_stream_is_close_to_float32(lm: TokenLM) -> None:
+    x = tokens(2, 8)
+    cond = mix(lm, 2, 0)
+    want = lm(x, cond).detach()[:, :, -1]  # (B, K, card) float32 weights
+    q = TokenLM(TINY, seed=0).eval().quantize_int8().to(torch.bfloat16)
+    assert all(m.int8 is not None for m in q.modules() if isinstance(m, StepLinear))
+    with q.streaming(batch_size=2) as stream:
+        stream.prefill(x[:, :, :7], cond)
+        got = stream.step(x[:, :, 7:], cond)  # every linear on the int8 kernel
+    assert got.dtype == torch.bfloat16 and (got.float() - want).abs().max() < 0.05
+    assert bool((got.float().argmax(-1) == want.argmax(-1)).float().mean() >= 0.75)
+
+
+def test_two_row_guidance_is_the_formula() -> None:
+    logits = torch.randn(3, 2, 4, 8, generator=torch.Generator().manual_seed(0))  # (G, R=2, K, card)
+    w = torch.tensor([[0.5], [1.0], [2.0]])  # (G, 1)
+    want = logits[:, 0] + 3.0 * w[:, :, None] * (logits[:, 1] - logits[:, 0])
+    assert (combine_guidance(logits, w, scale=3.0) - want).abs().max() < 1e-5

@@ -13,6 +13,7 @@ import torch
 from engine.backends import BackendConfig, build_source
 from engine.codec import CodecError
 from engine.continuation import ContinuationConfig, TokenSource
+from engine.linear import StepLinear
 from engine.musicgen_source import MusicgenConditioner, WordHashTokenizer, musicgen_source
 from engine.musicgen_weights import MusicgenParts, load_musicgen
 from engine.prompt import Prompt, PromptError, StyleWeight
@@ -213,6 +214,7 @@ def test_build_source_from_a_saved_checkpoint(model: Any, tmp_path: Path) -> Non
     src = build_source(BackendConfig(name="musicgen", model_path=tmp_path, seed=1), Prompt.of("techno"))
     assert isinstance(src, TokenSource) and isinstance(src.conditioner, MusicgenConditioner)
     assert src.lm.config.card == CARD and next(src.lm.parameters()).dtype == torch.bfloat16
+    assert all(m.int8 is not None for m in src.lm.modules() if isinstance(m, StepLinear))  # int8 by default
     chunk = src.next_chunk()
     assert chunk.sample_rate == SAMPLE_RATE and len(chunk.pcm) > 0 and np.isfinite(chunk.pcm).all()
     assert chunk.now_playing.genre == "techno" and chunk.bar_starts[0] == (0, 0)
