@@ -9,9 +9,10 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from concert.config import MODES, OUTPUTS, ServeConfig
-from engine.backends import BACKENDS
+from engine.backends import BACKENDS, PRECISIONS
 
 MODEL_HELP = "local MusicGen checkpoint folder (HF format) for --backend musicgen"
+PRECISION_HELP = "token backends: int8 weights (fastest on CPU), bfloat16 or float32"
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -32,6 +33,7 @@ def _serve(args: argparse.Namespace) -> int:
         mode=args.mode,
         backend=args.backend,
         model_path=args.model,
+        precision=args.precision,
         torch_threads=args.torch_threads,
         crossfade=args.crossfade,
         start_style=args.style,
@@ -77,6 +79,7 @@ def _render(args: argparse.Namespace) -> int:
             script=args.script,
             backend=args.backend,
             model_path=args.model,
+            precision=args.precision,
             seed=args.seed,
             round_bars=args.round_bars,
         )
@@ -134,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--mode", choices=MODES, default="democracy")
     s.add_argument("--backend", choices=BACKENDS, default="synth")
     s.add_argument("--model", type=Path, default=None, help=MODEL_HELP)
+    s.add_argument("--precision", choices=PRECISIONS, default="int8", help=PRECISION_HELP)
     s.add_argument("--torch-threads", type=int, default=1, help="token backends: torch threads (one core stays free)")
     s.add_argument("--crossfade", type=float, default=0.4, help="seconds of crossfade when the synth covers a lag")
     s.add_argument("--style", default="house", help="genre id the set opens with")
@@ -150,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--script", type=Path, default=None, help="steering JSON: [{at, prompt, bpm?, energy?}]")
     r.add_argument("--backend", choices=BACKENDS, default="synth")
     r.add_argument("--model", type=Path, default=None, help=MODEL_HELP)
+    r.add_argument("--precision", choices=PRECISIONS, default="int8", help=PRECISION_HELP)
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--round-bars", type=int, default=8, help="bars per phrase for the arrangement")
     r.set_defaults(func=_render)

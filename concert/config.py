@@ -8,7 +8,7 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.backends import BACKENDS
+from engine.backends import BACKENDS, PRECISIONS
 
 OUTPUTS = ("none", "speakers")
 MODES = ("democracy", "blend", "anarchy")
@@ -27,6 +27,7 @@ class ServeConfig:
     mode: str = "democracy"  # democracy | blend | anarchy
     backend: str = "synth"  # audio source: synth | embedded (the token model; random weights until trained) | musicgen
     model_path: Path | None = None  # local MusicGen checkpoint folder (HF format); required by the musicgen backend
+    precision: str = "int8"  # token model weights: int8 (fastest on CPU) | bfloat16 | float32
     torch_threads: int = 1  # intra-op threads for a token-model backend (the other core serves the crowd)
     start_style: str = "house"  # genre id the set opens with
     seed: int = 0  # sampling seed of the source
@@ -51,6 +52,8 @@ class ServeConfig:
             raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
         if self.backend == "musicgen" and self.model_path is None:
             raise ValueError("backend 'musicgen' needs model_path (--model PATH): a local MusicGen checkpoint folder")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if not 1 <= self.round_bars <= 64:
             raise ValueError(f"round_bars must be within 1..64, got {self.round_bars}")
         if not 1 <= self.song_phrases <= 32:

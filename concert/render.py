@@ -103,6 +103,7 @@ def render_to_file(
     script: Path | None = None,
     backend: str = "synth",
     model_path: Path | None = None,
+    precision: str = "int8",
     seed: int = 0,
     round_bars: int = 8,
 ) -> RenderInfo:
@@ -125,7 +126,7 @@ def render_to_file(
 
         errors += (CodecError,)
     try:
-        config = BackendConfig(name=backend, seed=seed, model_path=model_path)
+        config = BackendConfig(name=backend, seed=seed, model_path=model_path, precision=precision)
         source = build_source(config, replace(current, section=schedule.section_for(0)))
     except errors as e:
         raise RenderError(str(e)) from None

@@ -40,7 +40,11 @@ def build_source(config: ServeConfig) -> AudioSource:
         torch.set_num_threads(config.torch_threads)
     return backends.build_source(
         backends.BackendConfig(
-            name=config.backend, seed=config.seed, sample_rate=config.sample_rate, model_path=config.model_path
+            name=config.backend,
+            seed=config.seed,
+            sample_rate=config.sample_rate,
+            model_path=config.model_path,
+            precision=config.precision,
         ),
         Prompt.of(config.start_style),
     )

@@ -161,20 +161,25 @@ def bench_musicgen(
     transformers_bf16: bool = True,
     model: MusicgenForConditionalGeneration | None = None,
 ) -> dict[str, float]:
-    """RTFs of our loop (float32 and bfloat16 decoder) and of `generate` (float32, and bfloat16 if asked).
+    """RTFs of our loop (float32, bfloat16 and int8-weight decoder) and of `generate` (float32, and bfloat16 if
+    asked).
 
     speedup_vs_transformers compares like with like (both float32, transformers' default);
-    speedup_vs_transformers_bf16_ours is ours in bfloat16 against transformers in float32, and
+    speedup_vs_transformers_bf16_ours / _int8_ours are ours in bfloat16 / int8 weights against transformers in
+    float32, and
     speedup_vs_transformers_bf16 both in bfloat16. With repeats > 1 the sides alternate and each key is the
     median. `model` defaults to `musicgen_small_random(seed)` (≈ 20-30 s to build on 2 cores).
     """
     model = musicgen_small_random(seed) if model is None else model
     ours32, ours16 = load_musicgen(model, dtype=torch.float32), load_musicgen(model, dtype=torch.bfloat16)
+    ours8 = load_musicgen(model, dtype=torch.float32)
+    ours8.lm.quantize_int8().to(torch.bfloat16)  # the musicgen backend's default precision
     tokenizer = text_tokenizer(ours32)
     ids = prompt_ids(tokenizer)  # (1, S) the same text ids for both sides
     sides: dict[str, Callable[[], Run]] = {
         "rtf_ours_musicgen": lambda: rtf_ours_musicgen(ours32, seconds, threads, seed, tokenizer=tokenizer),
         "rtf_ours_musicgen_bf16": lambda: rtf_ours_musicgen(ours16, seconds, threads, seed, tokenizer=tokenizer),
+        "rtf_ours_musicgen_int8": lambda: rtf_ours_musicgen(ours8, seconds, threads, seed, tokenizer=tokenizer),
         "rtf_transformers_musicgen": lambda: rtf_transformers_musicgen(model, ids, seconds, threads, seed),
     }
     if transformers_bf16:  # a copy: the parts share the model's text encoder and codec, which stay float32
@@ -191,6 +196,7 @@ def bench_musicgen(
     theirs32, ours16_rtf = result["rtf_transformers_musicgen"], result["rtf_ours_musicgen_bf16"]
     result["speedup_vs_transformers"] = theirs32 / result["rtf_ours_musicgen"]  # float32 vs float32
     result["speedup_vs_transformers_bf16_ours"] = theirs32 / ours16_rtf  # ours bfloat16 vs theirs float32
+    result["speedup_vs_transformers_int8_ours"] = theirs32 / result["rtf_ours_musicgen_int8"]  # ours int8 weights
     if transformers_bf16:
         result["speedup_vs_transformers_bf16"] = result["rtf_transformers_musicgen_bf16"] / ours16_rtf
     return result

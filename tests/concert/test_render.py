@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from concert.config import ServeConfig
 from engine.synth.analysis import estimate_bpm, spectral_centroid
 
 
@@ -80,3 +81,19 @@ def test_bad_arguments(tmp_path: Path) -> None:
     assert "must end in" in render(tmp_path, "--seconds", "2", "--out", "x.txt").stderr
     assert "seconds" in render(tmp_path, "--seconds", "-1", "--out", "x.wav").stderr
     assert "refused" in render(tmp_path, "--style", "Taylor Swift", "--seconds", "2", "--out", "x.wav").stderr
+
+
+def test_embedded_renders_at_each_precision_and_refuses_an_unknown_one(tmp_path: Path) -> None:
+    for precision in ("int8", "float32"):
+        out = tmp_path / f"{precision}.wav"
+        proc = render(tmp_path, "--backend", "embedded", "--precision", precision, "--seconds", "1", "--out", str(out))
+        assert proc.returncode == 0, proc.stderr
+        audio, rate = sf.read(out)
+        assert rate == 24000 and len(audio) >= rate and np.isfinite(audio).all() and np.abs(audio).max() > 0
+    proc = render(tmp_path, "--backend", "embedded", "--precision", "fp8", "--seconds", "1", "--out", "x.wav")
+    assert proc.returncode == 2 and "fp8" in proc.stderr
+
+
+def test_serve_config_names_a_bad_precision() -> None:
+    with pytest.raises(ValueError, match="'fp8'"):
+        ServeConfig(precision="fp8")

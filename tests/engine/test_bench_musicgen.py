@@ -43,10 +43,12 @@ def test_bench_reports_positive_finite_figures(model: Any) -> None:
     keys = {
         "rtf_ours_musicgen",
         "rtf_ours_musicgen_bf16",
+        "rtf_ours_musicgen_int8",
         "rtf_transformers_musicgen",
         "rtf_transformers_musicgen_bf16",
         "speedup_vs_transformers",
         "speedup_vs_transformers_bf16_ours",
+        "speedup_vs_transformers_int8_ours",
         "speedup_vs_transformers_bf16",
     }
     assert keys <= result.keys()
