@@ -59,6 +59,12 @@ class StepLinear(nn.Linear):
         self._packed: Tensor | None = None  # oneDNN-reordered float32 weight
         self._packed_key: tuple[int, int] | None = None  # (data_ptr, version) of the weight it was made from
 
+    def __getstate__(self) -> dict[str, object]:
+        """Copies and pickles leave the oneDNN cache behind (it has no storage to copy); it is rebuilt on use."""
+        state = self.__dict__.copy()
+        state["_packed"] = state["_packed_key"] = None
+        return state
+
     def quantize_int8(self) -> None:
         """Keep an int8 copy of the current weight for inference; the float weight stays for training and saving."""
         self.int8, self.int8_scales = quantize_rows_int8(self.weight)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import io
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -121,3 +124,20 @@ def test_a_half_precision_prefill_runs_in_float32() -> None:
     with torch.inference_mode():
         got = lin(x)
     assert got.dtype == torch.bfloat16 and (got.float() - want).abs().max() < 0.01 * want.abs().max()
+
+
+def test_a_packed_layer_copies_and_pickles(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine.linear, "PACK_MIN_WEIGHTS", 0)
+    lin = layer()
+    lin.quantize_int8()
+    x = torch.randn(2, 48)
+    with torch.no_grad():
+        lin.dequantize()
+        want = lin(x)  # builds the packed cache where oneDNN exists
+        twin = copy.deepcopy(lin)
+        buf = io.BytesIO()
+        torch.save(lin, buf)
+        buf.seek(0)
+        loaded = torch.load(buf, weights_only=False)
+        for other in (twin, loaded):
+            assert (other(x) - want).abs().max() < 1e-6
