@@ -164,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--threads", type=int, default=2, help="engine: torch threads")
     b.add_argument("--no-musicgen", action="store_true", help="engine: skip the MusicGen pair (minutes on a CPU)")
     b.add_argument("--musicgen-seconds", type=float, default=2.0, help="engine: audio per MusicGen run")
-    b.add_argument("--repeats", type=int, default=2, help="engine: alternating MusicGen runs, medians reported")
+    b.add_argument("--repeats", type=int, default=3, help="engine: alternating MusicGen runs, medians reported")
     b.add_argument("--clients", type=int, default=1000)
     b.add_argument("--rate", type=float, default=500.0, help="total votes per second")
     b.add_argument("--seconds", type=float, default=None, help="votes: voting time (20); synth: audio rendered (60)")

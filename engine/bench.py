@@ -61,7 +61,7 @@ def seam_max_abs_diff(seconds: float = 6.0, chunk_frames: int = 25, seed: int = 
 
 
 def bench_engine(
-    seconds: float = 10.0, threads: int = 2, musicgen: bool = True, musicgen_seconds: float = 2.0, repeats: int = 2
+    seconds: float = 10.0, threads: int = 2, musicgen: bool = True, musicgen_seconds: float = 2.0, repeats: int = 3
 ) -> dict[str, object]:
     """Everything side by side in one run; the MusicGen pair (a few minutes on 2 cores) unless musicgen=False."""
     result: dict[str, object] = {"threads": threads}

@@ -157,7 +157,7 @@ def bench_musicgen(
     threads: int = 2,
     *,
     seed: int = 0,
-    repeats: int = 2,
+    repeats: int = 3,
     transformers_bf16: bool = True,
     model: MusicgenForConditionalGeneration | None = None,
 ) -> dict[str, float]:
