@@ -115,14 +115,16 @@ class DecoderLayer(nn.Module):
         if cross is not None and self.cross_attn is not None and self.norm_cross is not None:
             h = self.cross_attn(self.norm_cross(x), cross.kv[layer], cross.bias)  # (B, T, D)
             x = x + F.dropout(h, dropout, self.training)
-        h = self.fc1(self.norm_ffn(x))  # (B, T, ffn)
-        if self.activation == "gelu":
-            h = F.gelu(h)
-        elif self.activation == "gelu_tanh":
-            h = F.gelu(h, approximate="tanh")
-        else:
-            h = F.relu(h)
+        h = self.activate(self.fc1(self.norm_ffn(x)))  # (B, T, ffn)
         return x + F.dropout(self.fc2(h), dropout, self.training)
+
+    def activate(self, h: Tensor) -> Tensor:
+        """The feed-forward activation of `config.activation`, elementwise."""
+        if self.activation == "gelu":
+            return F.gelu(h)
+        if self.activation == "gelu_tanh":
+            return F.gelu(h, approximate="tanh")
+        return F.relu(h)
 
 
 class TokenLM(nn.Module):

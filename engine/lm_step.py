@@ -49,13 +49,7 @@ def decode_step(lm: TokenLM, tokens: Tensor, cond: Tensor | None, cache: KVCache
             x = x + _cross(layer.cross_attn, layer.norm_cross, x, cross, i)  # (B, D)
         norm = layer.norm_ffn
         h = layer.fc1.forward(F.layer_norm(x, (D,), norm.weight, norm.bias, norm.eps))  # (B, ffn)
-        if layer.activation == "gelu":
-            h = F.gelu(h)
-        elif layer.activation == "gelu_tanh":
-            h = F.gelu(h, approximate="tanh")
-        else:
-            h = F.relu(h)
-        x = x + layer.fc2.forward(h)  # (B, D)
+        x = x + layer.fc2.forward(layer.activate(h))  # (B, D)
     cache.advance(1)
     norm = lm.norm
     logits = lm.heads.forward(F.layer_norm(x, (D,), norm.weight, norm.bias, norm.eps))  # (B, K * card)
