@@ -2,8 +2,9 @@
 
 Audio (B, T) at ``sample_rate`` becomes K parallel token streams (B, K, F) at ``frame_rate`` frames per second,
 one frame per ``hop_length`` samples, and back. Every rate and count is read from the model, never assumed, so a
-checkpoint with other ratios or codebooks just works. ``StreamingDecoder`` turns codes into audio chunk by chunk,
-equal to a whole decode, using the decoder's receptive field worked out from its kernels and strides.
+checkpoint with other ratios or codebooks just works. ``Codec.streaming_decoder`` turns codes into audio chunk by
+chunk, equal to a whole decode, using the decoder's receptive field worked out from its kernels and strides
+(``engine.codec_stream``).
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from __future__ import annotations
 import copy
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from huggingface_hub.errors import StrictDataclassError
@@ -27,13 +29,16 @@ from transformers.models.encodec.modeling_encodec import (
     EncodecResnetBlock,
 )
 
+if TYPE_CHECKING:
+    from engine.codec_stream import ChunkDecoder
+
 WEIGHT_FILES = (
     "model.safetensors",
     "model.safetensors.index.json",
     "pytorch_model.bin",
     "pytorch_model.bin.index.json",
 )
-LSTM_WARMUP_S = 0.5  # seconds of extra left context a streaming decoder gives an LSTM to forget its zero state
+LSTM_WARMUP_S = 0.5  # seconds of left context a windowed decoder gives an LSTM to forget its zero state
 
 
 class CodecError(Exception):
@@ -176,12 +181,27 @@ def _input_span(layer: nn.Module, lo: int, hi: int, lstm_reaches_start: bool) ->
     raise CodecError(f"cannot work out the receptive field of decoder layer {type(layer).__name__}")
 
 
-def _frame_span(decoder: nn.Module, hop: int, frame: int, lstm_reaches_start: bool) -> tuple[int, int]:
-    """First and last code frame that decoded frame ``frame`` (samples frame*hop .. +hop-1) depends on."""
+def _frame_span(layers: Sequence[nn.Module], hop: int, frame: int, lstm_reaches_start: bool) -> tuple[int, int]:
+    """First and last input frame that output frame ``frame`` (samples frame*hop .. +hop-1) of ``layers`` needs."""
     lo, hi = frame * hop, frame * hop + hop - 1
-    for layer in reversed(list(decoder.layers)):  # type: ignore[arg-type]
+    for layer in reversed(layers):
         lo, hi = _input_span(layer, lo, hi, lstm_reaches_start)
     return lo, hi
+
+
+def stack_field(layers: Sequence[nn.Module], hop: int) -> tuple[ReceptiveField, tuple[int, ...]]:
+    """The receptive field of a decoder stack at its input frame rate, and how many input frames each of its first
+    ``left_frames + 1`` output frames needs (reflect padding mirrors later frames to the front of a stream)."""
+    steady = 1 << 20  # a frame far enough from the start that padding at position 0 cannot matter
+    lo, hi = _frame_span(layers, hop, steady, lstm_reaches_start=False)
+    recurrent = any(isinstance(module, nn.LSTM) for layer in layers for module in layer.modules())
+    field = ReceptiveField(left_frames=steady - lo, right_frames=hi - steady, recurrent=recurrent)
+    # past the left receptive field no span reaches position 0, so padding there no longer matters
+    startup = tuple(
+        _frame_span(layers, hop, frame, lstm_reaches_start=True)[1] + 1 for frame in range(field.left_frames + 1)
+    )
+    assert startup[-1] == field.left_frames + 1 + field.right_frames
+    return field, startup
 
 
 class Codec:
@@ -210,16 +230,7 @@ class Codec:
         self._bandwidth = counts[wanted]  # kbps, passed to EncodecModel.encode
         self._num_codebooks = wanted
         self._device = next(model.parameters()).device
-        steady = 1 << 20  # a frame far enough from the start that padding at position 0 cannot matter
-        lo, hi = _frame_span(model.decoder, self.hop_length, steady, lstm_reaches_start=False)
-        recurrent = any(isinstance(module, nn.LSTM) for module in model.decoder.modules())
-        self._field = ReceptiveField(left_frames=steady - lo, right_frames=hi - steady, recurrent=recurrent)
-        # past the left receptive field no span reaches position 0, so padding there no longer matters
-        self._startup_needs = tuple(
-            _frame_span(model.decoder, self.hop_length, frame, lstm_reaches_start=True)[1] + 1
-            for frame in range(self._field.left_frames + 1)
-        )
-        assert self._startup_needs[-1] == self._field.left_frames + 1 + self._field.right_frames
+        self._field, self._startup_needs = stack_field(list(model.decoder.layers), self.hop_length)
 
     @classmethod
     def random(cls, config: CodecConfig, seed: int) -> Codec:
@@ -364,79 +375,17 @@ class Codec:
             out = self._model.decode(codes.to(self._device)[None], [None], return_dict=True)
         return out.audio_values[:, 0]  # (B, F * hop)
 
-    def streaming_decoder(self, left_context_frames: int | None = None) -> StreamingDecoder:
-        """A decoder for codes arriving in chunks; ``left_context_frames`` defaults to the receptive field."""
+    def streaming_decoder(self, left_context_frames: int | None = None) -> ChunkDecoder:
+        """A decoder for codes arriving in chunks (see ``engine.codec_stream``).
+
+        By default it is exact: a convolution-only decoder re-decodes its receptive field as left context; a decoder
+        with an LSTM carries the LSTM's state from chunk to chunk. With ``left_context_frames`` set, every decoder
+        re-decodes that many frames instead (an LSTM then restarts from zero state at each window).
+        """
+        from engine.codec_stream import RecurrentStreamingDecoder, StreamingDecoder, splits_at_lstm
+
+        if left_context_frames is None and self._field.recurrent and splits_at_lstm(self._model):
+            return RecurrentStreamingDecoder(self)
         if left_context_frames is None:
             left_context_frames = self.default_left_context_frames
         return StreamingDecoder(self, left_context_frames)
-
-
-class StreamingDecoder:
-    """Decode codes chunk by chunk; the pushes' audio, then ``flush()``'s, concatenate to ``decode(all codes)``.
-
-    Each push decodes a window of the last ``left_context_frames`` frames already played plus the new ones and
-    returns the audio of the new frames only::
-
-        frames   ... | left context (decoded again) | new frames (returned) | held back (need later frames)
-        audio                                        |<-- push() returns -->|
-
-    A frame is returned once ``codec.frames_needed(frame)`` frames have arrived: at once with causal convolutions,
-    except the very first frames, which reflect padding mirrors from a few frames later. ``flush()`` returns what
-    is held back, decoded against the true end of the stream. With an LSTM the result is close, not equal.
-    """
-
-    def __init__(self, codec: Codec, left_context_frames: int) -> None:
-        _check_int("left_context_frames", left_context_frames, 0)
-        self._codec = codec
-        self._left = left_context_frames
-        self._buffer: Tensor | None = None  # (B, K, n) frames buffer_start .. received - 1
-        self._buffer_start = 0  # index of the buffer's first frame in the stream
-        self._received = 0  # frames pushed so far
-        self._emitted = 0  # frames whose audio has been returned
-        self._flushed = False
-
-    @property
-    def left_context_frames(self) -> int:
-        return self._left
-
-    @property
-    def frames_received(self) -> int:
-        return self._received
-
-    @property
-    def frames_emitted(self) -> int:
-        return self._emitted
-
-    def push(self, codes: Tensor) -> Tensor:
-        """Add (B, K, n) codes; returns (B, m * hop_length) audio for the m frames that became final (m may be 0)."""
-        if self._flushed:
-            raise RuntimeError("this StreamingDecoder was flushed; start another with codec.streaming_decoder()")
-        self._codec.check_codes(codes)
-        if self._buffer is not None and codes.shape[0] != self._buffer.shape[0]:
-            raise ValueError(f"batch size changed from {self._buffer.shape[0]} to {codes.shape[0]} between pushes")
-        self._buffer = codes.clone() if self._buffer is None else torch.cat([self._buffer, codes], dim=-1)  # (B, K, n)
-        self._received += codes.shape[-1]
-        end = self._emitted
-        while end < self._received and self._codec.frames_needed(end) <= self._received:
-            end += 1
-        return self._emit(end)
-
-    def flush(self) -> Tensor:
-        """Audio (B, m * hop_length) of every frame still held back; the decoder takes no pushes after this."""
-        self._flushed = True
-        return self._emit(self._received)
-
-    def _emit(self, end: int) -> Tensor:
-        if self._buffer is None:
-            return torch.zeros(0, 0)
-        hop = self._codec.hop_length
-        if end == self._emitted:
-            return torch.zeros(self._buffer.shape[0], 0)  # (B, 0)
-        start = max(self._buffer_start, self._emitted - self._left)
-        wav = self._codec.decode(self._buffer[..., start - self._buffer_start :])  # (B, (received - start) * hop)
-        out = wav[:, (self._emitted - start) * hop : (end - start) * hop]  # (B, (end - emitted) * hop)
-        self._emitted = end
-        keep = max(self._buffer_start, end - self._left)  # first frame a later window can need
-        self._buffer = self._buffer[..., keep - self._buffer_start :]  # (B, K, received - keep)
-        self._buffer_start = keep
-        return out

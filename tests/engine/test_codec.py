@@ -5,16 +5,18 @@ import math
 import re
 import shutil
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 
 from engine.codec import Codec, CodecConfig, CodecError, ReceptiveField
+from engine.codec_stream import RecurrentStreamingDecoder
 
 STREAM_FRAMES = 60  # frames decoded whole and in chunks by the streaming tests
 STREAM_TOLERANCE = 1e-4  # max |stream - whole| relative to the peak; measured ≈ 2e-6 (float32 rounding)
-LSTM_TOLERANCE = 1e-3  # the same with an LSTM, whose state a window restarts from zero; measured ≈ 2e-6
+LSTM_TOLERANCE = 1e-3  # the same for a windowed decoder, whose LSTM restarts at each window; measured ≈ 2e-6
 
 FIFTY_HZ = CodecConfig()  # the embedded default: 16 filters, no LSTM, hop 480
 SEVENTY_FIVE_HZ = CodecConfig(upsampling_ratios=(8, 5, 4, 2), num_codebooks=2, codebook_size=256)
@@ -160,14 +162,56 @@ def test_less_left_context_than_the_receptive_field_is_not_exact(codec: Codec) -
     assert short > 10 * exact
 
 
-def test_streaming_with_an_lstm_is_close() -> None:
-    codec = Codec.random(WITH_LSTM, seed=3)
+LSTM_CODECS = {"causal": WITH_LSTM, "non_causal": replace(WITH_LSTM, use_causal_conv=False, num_lstm_layers=2)}
+
+
+@pytest.mark.parametrize("kind", sorted(LSTM_CODECS))
+def test_an_lstm_decoder_streams_exactly_by_carrying_its_state(kind: str) -> None:
+    codec = Codec.random(LSTM_CODECS[kind], seed=3)
     assert codec.receptive_field.recurrent
-    assert codec.default_left_context_frames > codec.receptive_field.left_frames
+    assert isinstance(codec.streaming_decoder(), RecurrentStreamingDecoder)
     codes = _random_codes(codec, 120)
     whole = codec.decode(codes)
-    assert _relative_diff(_stream(codec, codes, 25), whole) < LSTM_TOLERANCE
+    for chunk in (1, 7, 25):
+        assert _relative_diff(_stream(codec, codes, chunk), whole) < STREAM_TOLERANCE
+    # the windowed decoder instead restarts the LSTM at every window: close with its warm-up, far without
+    warm = codec.default_left_context_frames
+    assert warm > codec.receptive_field.left_frames
+    assert _relative_diff(_stream(codec, codes, 25, left_context_frames=warm), whole) < LSTM_TOLERANCE
     assert _relative_diff(_stream(codec, codes, 25, left_context_frames=0), whole) > 100 * LSTM_TOLERANCE
+
+
+@pytest.mark.parametrize("frames", [1, 2, 3, 5, 8])
+def test_a_short_lstm_stream_flushes_to_the_whole_decode(frames: int) -> None:
+    codec = Codec.random(LSTM_CODECS["non_causal"], seed=3)
+    codes = _random_codes(codec, frames)
+    decoder = codec.streaming_decoder()
+    audio = torch.cat([decoder.push(codes), decoder.flush()], dim=-1)
+    assert audio.shape == (2, frames * codec.hop_length)
+    assert _relative_diff(audio, codec.decode(codes)) < STREAM_TOLERANCE
+    assert decoder.frames_received == decoder.frames_emitted == frames
+
+
+def test_the_lstm_decoder_holds_back_only_the_first_convolution_s_lookahead() -> None:
+    codec = Codec.random(LSTM_CODECS["non_causal"], seed=3)
+    decoder = codec.streaming_decoder()
+    audio = decoder.push(_random_codes(codec, 30))
+    right = codec.receptive_field.right_frames
+    assert audio.shape[-1] == (30 - right) * codec.hop_length and decoder.frames_emitted == 30 - right
+    assert decoder.flush().shape[-1] == right * codec.hop_length
+
+
+def test_the_lstm_decoder_refuses_bad_input() -> None:
+    codec = Codec.random(WITH_LSTM, seed=3)
+    decoder = codec.streaming_decoder()
+    decoder.push(_random_codes(codec, 3, batch=2))
+    with pytest.raises(ValueError, match="batch size changed from 2 to 1"):
+        decoder.push(_random_codes(codec, 3, batch=1))
+    with pytest.raises(ValueError, match="outside the codebook"):
+        decoder.push(torch.full((2, codec.num_codebooks, 1), codec.codebook_size))
+    decoder.flush()
+    with pytest.raises(RuntimeError, match="flushed"):
+        decoder.push(_random_codes(codec, 1))
 
 
 def test_first_frames_wait_for_the_frames_reflect_padding_mirrors(codec: Codec) -> None:
