@@ -97,12 +97,19 @@ class Window:
 
 
 class _Checked:
-    """The input checks both decoders share: valid codes, one batch size, nothing after flush()."""
+    """What both decoders share: input checks (valid codes, one batch size, nothing after flush()) and the
+    window their audio comes out of."""
+
+    _window: Window
 
     def __init__(self, codec: Codec) -> None:
         self._codec = codec
         self._batch: int | None = None
         self._flushed = False
+
+    @property
+    def frames_emitted(self) -> int:
+        return self._window.emitted
 
     def _accept(self, codes: Tensor) -> None:
         if self._flushed:
@@ -129,10 +136,6 @@ class StreamingDecoder(_Checked):
     @property
     def frames_received(self) -> int:
         return self._window.received
-
-    @property
-    def frames_emitted(self) -> int:
-        return self._window.emitted
 
     def push(self, codes: Tensor) -> Tensor:
         self._accept(codes)
@@ -187,10 +190,6 @@ class RecurrentStreamingDecoder(_Checked):
     @property
     def frames_received(self) -> int:
         return self._received
-
-    @property
-    def frames_emitted(self) -> int:
-        return self._window.emitted
 
     def push(self, codes: Tensor) -> Tensor:
         self._accept(codes)
