@@ -21,7 +21,7 @@ Two decoders behind one interface (`ChunkDecoder`: push codes, get the audio of 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Protocol, cast
 
 import torch
 from torch import Tensor, nn
@@ -168,8 +168,8 @@ class RecurrentStreamingDecoder(_Checked):
         super().__init__(codec)
         layers = list(model.decoder.layers)
         self._quantizer = model.quantizer
-        self._first: EncodecConv1d = layers[0]
-        self._lstm: nn.LSTM = layers[1].lstm
+        self._first = cast(EncodecConv1d, layers[0])  # checked by splits_at_lstm
+        self._lstm = cast(EncodecLSTM, layers[1]).lstm
         self._post: Sequence[nn.Module] = layers[2:]
         kernel = int(self._first.kernel_size)  # effective kernel (dilation included), in frames
         total = kernel - 1  # stride 1: padding_total
