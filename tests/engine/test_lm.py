@@ -61,7 +61,7 @@ def test_config_rejects_bad_values(bad: dict[str, object]) -> None:
 
 def test_default_config_is_embedded_size() -> None:
     lm = TokenLM(LMConfig())
-    assert 8e6 <= lm.num_params <= 15e6  # the 8-15 M at K=4, card=1024 (d320/6: 10.0 M)
+    assert 8e6 <= lm.num_params <= 15e6  # the 8-15 M at K=4, card=1024 (d384 x 4: 10.2 M)
 
 
 def test_init_is_deterministic_by_seed_only() -> None:
