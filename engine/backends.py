@@ -37,7 +37,7 @@ class BackendConfig:
 
 
 def embedded_lm_config():  # type: ignore[no-untyped-def]
-    """The embedded model's size: ~10 M parameters, 4 codebooks × 1024 at 50 Hz."""
+    """The embedded model's size: ~10.2 M parameters (4 layers of 384), 4 codebooks × 1024 at 50 Hz."""
     from engine.conditioning import NUM_CONTROLS
     from engine.lm import LMConfig
     from engine.styles import GENRES
