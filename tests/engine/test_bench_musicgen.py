@@ -1,4 +1,4 @@
-"""The MusicGen benchmark pair on a tiny random MusicGen (no weights, no network) and the fast path it relies on."""
+"""The MusicGen benchmark pair on a tiny random MusicGen (no weights, no network)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 import torch
 
-import engine.linear
 from engine.bench_musicgen import (
     bench_musicgen,
     musicgen_small_config,
@@ -19,7 +18,7 @@ from engine.bench_musicgen import (
 )
 from engine.musicgen_source import WordHashTokenizer
 from engine.musicgen_weights import load_musicgen
-from tests.support.tiny_musicgen import CARD, SAMPLE_RATE, TEXT_VOCAB, K, tiny_musicgen
+from tests.support.tiny_musicgen import SAMPLE_RATE, TEXT_VOCAB, tiny_musicgen
 from tests.support.tiny_musicgen import offline as offline_hub
 
 SECONDS = 0.2  # audio asked of each side
@@ -83,29 +82,3 @@ def test_musicgen_small_config_is_the_published_architecture() -> None:
     assert (dec.num_codebooks, dec.vocab_size, dec.bos_token_id) == (4, 2048, 2048)
     assert (text.d_model, text.d_ff, text.num_layers, text.num_heads, text.vocab_size) == (768, 3072, 12, 12, 32128)
     assert (audio.sampling_rate, audio.frame_rate, audio.num_quantizers, audio.codebook_size) == (32000, 50, 4, 2048)
-
-
-def test_packed_path_keeps_musicgen_logits(model: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """With every linear on the packed float32 path, cached steps still give transformers' logits."""
-    monkeypatch.setattr(engine.linear, "PACK_MIN_WEIGHTS", 0)
-    from transformers import DynamicCache, EncoderDecoderCache
-
-    parts = load_musicgen(model, max_len=16)
-    g = torch.Generator().manual_seed(1)
-    codes = torch.randint(0, CARD + 1, (2, K, 5), generator=g)  # (B, K, T)
-    text = torch.randint(0, TEXT_VOCAB, (2, 6), generator=g)  # (B, S)
-    states, mask = parts.encode_text(text)
-    cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
-    with parts.lm.streaming(batch_size=2) as stream, torch.no_grad():
-        stream.set_cross(states, mask)
-        for t in range(codes.shape[2]):
-            frame = codes[:, :, t : t + 1]  # (B, K, 1)
-            out = model.decoder(
-                input_ids=frame.reshape(2 * K, 1),
-                encoder_hidden_states=states,
-                encoder_attention_mask=mask,
-                cache=cache,
-                use_cache=True,
-            )
-            cache = out.cache
-            assert (stream.step(frame) - out.logits.view(2, K, CARD)).abs().max() < 1e-4

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import torch
 
+import engine.linear
 from engine.guidance import combine_guidance
 from engine.musicgen_weights import MusicgenParts, NotMusicgenError, load_musicgen
 from tests.support.tiny_musicgen import CARD, K, tiny_musicgen
@@ -80,7 +81,13 @@ def test_prefill_and_cached_steps_match_transformers(parts: MusicgenParts, model
         assert (g - want[:, :, 3 + i]).abs().max() < TOL
 
 
-def test_cached_steps_match_transformers_cache(parts: MusicgenParts, model: Any, hf: ModuleType) -> None:
+@pytest.mark.parametrize("packed", [False, True])
+def test_cached_steps_match_transformers_cache(
+    parts: MusicgenParts, model: Any, hf: ModuleType, packed: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cached steps give transformers' logits; `packed` puts every linear on StepLinear's float32 fast path."""
+    if packed:
+        monkeypatch.setattr(engine.linear, "PACK_MIN_WEIGHTS", 0)
     codes, text, mask = inputs(B=2)
     states, smask = parts.encode_text(text, mask)
     cache = hf.EncoderDecoderCache(hf.DynamicCache(), hf.DynamicCache())
