@@ -75,15 +75,16 @@ class StepLinear(nn.Linear):
         self.int8 = self.int8_scales = self._scales_cast = None
 
     def forward(self, x: Tensor) -> Tensor:
+        if x.device.type != "cpu" or torch.is_grad_enabled():
+            return F.linear(x, self.weight, self.bias)
         rows = x.numel() // self.in_features
-        if rows <= STEP_MAX_ROWS and x.device.type == "cpu" and not torch.is_grad_enabled():
+        if rows <= STEP_MAX_ROWS:
             if self.int8 is not None and self.in_features % INT8_ALIGN == 0:
                 return self._int8(x, rows)
             weight = self.weight
             if weight.dtype == torch.float32 and x.dtype == torch.float32 and weight.numel() >= PACK_MIN_WEIGHTS:
                 return self._float32(x, rows)
-        elif x.device.type == "cpu" and x.dtype in HALF and not torch.is_grad_enabled():
-            # many rows (a prefill) in half precision: ≈ 10x faster as float32 on CPUs without native bf16
+        elif x.dtype in HALF:  # many rows (a prefill) in half precision: ≈ 10x faster as float32 without native bf16
             bias = None if self.bias is None else self.bias.float()
             return F.linear(x.float(), self.weight.float(), bias).to(x.dtype)
         return F.linear(x, self.weight, self.bias)
