@@ -204,6 +204,11 @@ def stack_field(layers: Sequence[nn.Module], hop: int) -> tuple[ReceptiveField, 
     return field, startup
 
 
+def frames_needed(field: ReceptiveField, startup: Sequence[int], frame: int) -> int:
+    """Input frames that output ``frame`` of a stack with this field and startup table (see `stack_field`) needs."""
+    return startup[frame] if frame < len(startup) else frame + 1 + field.right_frames
+
+
 class Codec:
     """Audio <-> tokens. ``encode``: (B, T) float -> (B, K, F) long; ``decode``: (B, K, F) -> (B, F * hop_length)."""
 
@@ -339,9 +344,7 @@ class Codec:
         ``frame + 1 + right_frames`` in general; more for the first frames when reflect padding mirrors later frames
         to the front of the stream.
         """
-        if frame < len(self._startup_needs):
-            return self._startup_needs[frame]
-        return frame + 1 + self._field.right_frames
+        return frames_needed(self._field, self._startup_needs, frame)
 
     def encode(self, wav: Tensor) -> Tensor:
         """(B, T) float audio at ``sample_rate`` -> (B, K, ceil(T / hop_length)) long codes in [0, codebook_size)."""

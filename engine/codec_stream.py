@@ -21,6 +21,7 @@ Two decoders behind one interface (`ChunkDecoder`: push codes, get the audio of 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Protocol, cast
 
 import torch
@@ -28,7 +29,7 @@ from torch import Tensor, nn
 from transformers import EncodecModel
 from transformers.models.encodec.modeling_encodec import EncodecConv1d, EncodecLSTM
 
-from engine.codec import Codec, _check_int, stack_field
+from engine.codec import Codec, _check_int, frames_needed, stack_field
 
 
 class ChunkDecoder(Protocol):
@@ -171,15 +172,12 @@ class RecurrentStreamingDecoder(_Checked):
         self._first = cast(EncodecConv1d, layers[0])  # checked by splits_at_lstm
         self._lstm = cast(EncodecLSTM, layers[1]).lstm
         self._post: Sequence[nn.Module] = layers[2:]
-        kernel = int(self._first.kernel_size)  # effective kernel (dilation included), in frames
-        total = kernel - 1  # stride 1: padding_total
-        self._pad_right = 0 if self._first.causal else total // 2
-        self._pad_left = total - self._pad_right
+        # the first convolution at the frame rate (hop 1): its padding, and the frames each output needs
+        first_field, first_startup = stack_field([self._first], 1)
+        self._pad_left, self._pad_right = first_field.left_frames, first_field.right_frames
+        self._first_needs = partial(frames_needed, first_field, first_startup)
         field, startup = stack_field(self._post, codec.hop_length)
-
-        def post_needs(frame: int) -> int:
-            return startup[frame] if frame < len(startup) else frame + 1 + field.right_frames
-
+        post_needs = partial(frames_needed, field, startup)
         self._window = Window(self._decode_post, post_needs, codec.hop_length, field.left_frames)
         self._emb: Tensor | None = None  # (B, D, n) quantized frames emb_start .. received - 1
         self._emb_start = 0
@@ -210,13 +208,6 @@ class RecurrentStreamingDecoder(_Checked):
             if self._received > self._latent:
                 self._window.append(self._through_lstm(self._received, at_end=True))
             return self._window.emit(self._window.received)
-
-    def _first_needs(self, frame: int) -> int:
-        """Code frames the first convolution's output `frame` needs (reflect padding mirrors frames to the front)."""
-        last = frame + self._pad_right
-        if frame < self._pad_left and self._first.pad_mode == "reflect":
-            last = max(last, self._pad_left - frame)
-        return last + 1
 
     def _through_lstm(self, end: int, at_end: bool) -> Tensor:
         """Frames latent .. end - 1 through the first convolution and the LSTM (state carried) -> (B, D', n)."""
