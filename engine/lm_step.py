@@ -12,9 +12,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, cast
 
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
-from engine.attention import CrossAttention, CrossMemory, KVCache
+from engine.attention import CrossMemory, KVCache
 
 if TYPE_CHECKING:
     from engine.lm import DecoderLayer, TokenLM
@@ -46,7 +46,8 @@ def decode_step(lm: TokenLM, tokens: Tensor, cond: Tensor | None, cache: KVCache
         y = F.scaled_dot_product_attention(q, kv[i, 0, :, :, : pos + 1], kv[i, 1, :, :, : pos + 1])  # (B, H, 1, hd)
         x = x + attn.out.forward(y.view(B, D).to(x.dtype))  # (B, D)
         if cross is not None and layer.cross_attn is not None and layer.norm_cross is not None:
-            x = x + _cross(layer.cross_attn, layer.norm_cross, x, cross, i)  # (B, D)
+            h = F.layer_norm(x, (D,), layer.norm_cross.weight, layer.norm_cross.bias, layer.norm_cross.eps)  # (B, D)
+            x = x + layer.cross_attn.forward(h.view(B, 1, D), cross.kv[i], cross.bias).view(B, D)  # (B, D)
         norm = layer.norm_ffn
         h = layer.fc1.forward(F.layer_norm(x, (D,), norm.weight, norm.bias, norm.eps))  # (B, ffn)
         x = x + layer.fc2.forward(layer.activate(h))  # (B, D)
@@ -54,13 +55,3 @@ def decode_step(lm: TokenLM, tokens: Tensor, cond: Tensor | None, cache: KVCache
     norm = lm.norm
     logits = lm.heads.forward(F.layer_norm(x, (D,), norm.weight, norm.bias, norm.eps))  # (B, K * card)
     return logits.view(B, K, cfg.card)
-
-
-def _cross(attn: CrossAttention, norm: nn.LayerNorm, x: Tensor, cross: CrossMemory, layer: int) -> Tensor:
-    """Cross-attention of one frame x (B, D) to the projected encoder states of `layer` -> (B, D)."""
-    B, D = x.shape
-    h = F.layer_norm(x, (D,), norm.weight, norm.bias, norm.eps)  # (B, D)
-    kv = cross.kv[layer]  # (2, B, H, S, hd)
-    q = attn.q.forward(h).view(B, attn.num_heads, 1, attn.head_dim).to(kv.dtype)  # (B, H, 1, hd)
-    y = F.scaled_dot_product_attention(q, kv[0], kv[1], attn_mask=cross.bias)  # (B, H, 1, hd)
-    return attn.out.forward(y.view(B, D).to(x.dtype))  # (B, D)
