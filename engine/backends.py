@@ -10,9 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.prompt import Prompt
 from engine.source import AudioSource
+
+if TYPE_CHECKING:
+    from engine.lm import TokenLM
 
 BACKENDS = ("synth", "embedded", "musicgen")
 PRECISIONS = ("int8", "bfloat16", "float32")
@@ -60,24 +64,33 @@ def build_source(config: BackendConfig, prompt: Prompt) -> AudioSource:
     from engine.continuation import ContinuationConfig, TokenSource
 
     continuation = ContinuationConfig(seed=config.seed)
-    int8 = config.precision == "int8"
-    dtype = torch.bfloat16 if int8 else getattr(torch, config.precision)
     if config.name == "musicgen":
         from engine.musicgen_source import musicgen_source
         from engine.musicgen_weights import load_musicgen
 
         assert config.model_path is not None  # checked by BackendConfig
-        parts = load_musicgen(config.model_path, max_len=continuation.window, dtype=torch.float32 if int8 else dtype)
-        if int8:  # quantize from the float32 weights, then run the rest in bfloat16
-            parts.lm.quantize_int8().to(dtype)
+        load = torch.bfloat16 if config.precision == "bfloat16" else torch.float32  # int8 quantizes from float32
+        parts = load_musicgen(config.model_path, max_len=continuation.window, dtype=load)
+        with_precision(parts.lm, config.precision)
         return musicgen_source(parts, prompt, continuation)
 
     from engine.codec import Codec, CodecConfig
     from engine.lm import TokenLM
 
-    lm = TokenLM(embedded_lm_config(), seed=config.seed)
-    if int8:
-        lm.quantize_int8()
-    lm = lm.to(dtype)
+    lm = with_precision(TokenLM(embedded_lm_config(), seed=config.seed), config.precision)
     codec = Codec.random(CodecConfig(), seed=config.seed)
     return TokenSource(lm, codec, prompt, continuation)
+
+
+def with_precision(lm: TokenLM, precision: str) -> TokenLM:
+    """Put `lm` (float32 weights, or already bfloat16 for "bfloat16") in one of PRECISIONS, in place.
+
+    int8 quantizes every linear from the float32 weights, then runs the rest in bfloat16.
+    """
+    import torch
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "int8":
+        lm.quantize_int8()
+    return lm.to(torch.float32 if precision == "float32" else torch.bfloat16)

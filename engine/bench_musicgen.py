@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
+from engine.backends import with_precision
 from engine.bench import time_chunks
 from engine.continuation import ContinuationConfig
 from engine.musicgen_source import TextCondition, Tokenizer, musicgen_source, text_tokenizer
@@ -173,7 +174,7 @@ def bench_musicgen(
     model = musicgen_small_random(seed) if model is None else model
     ours32, ours16 = load_musicgen(model, dtype=torch.float32), load_musicgen(model, dtype=torch.bfloat16)
     ours8 = load_musicgen(model, dtype=torch.float32)
-    ours8.lm.quantize_int8().to(torch.bfloat16)  # the musicgen backend's default precision
+    with_precision(ours8.lm, "int8")  # the musicgen backend's default precision
     tokenizer = text_tokenizer(ours32)
     ids = prompt_ids(tokenizer)  # (1, S) the same text ids for both sides
     sides: dict[str, Callable[[], Run]] = {
