@@ -283,8 +283,8 @@ class Codec:
         if not any((path / name).is_file() for name in WEIGHT_FILES):
             raise CodecError(f"codec checkpoint {path} has no weights (looked for {', '.join(WEIGHT_FILES)})")
         try:
-            loaded: Any = EncodecModelOptionalLstm.from_pretrained(
-                path, local_files_only=True, output_loading_info=True
+            loaded: Any = EncodecModelOptionalLstm.from_pretrained(  # float32 whatever the file's dtype (CPU convs)
+                path, local_files_only=True, output_loading_info=True, dtype=torch.float32
             )
             model, info = loaded
         except (OSError, ValueError, RuntimeError, TypeError, StrictDataclassError, SafetensorError) as error:

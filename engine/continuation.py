@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from engine.codec import Codec
-from engine.conditioning import StyleCondition
+from engine.conditioning import NUM_CONTROLS, PROMPT_CONTROLS, StyleCondition, phase_matrix
 from engine.guidance import guided_prefill, guided_step, style_rows
 from engine.interpret import Controls
 from engine.lm import TokenLM
@@ -38,7 +38,7 @@ from engine.sampling import sample
 from engine.source import Chunk, NowPlaying
 from engine.styles import GENRE_IDS
 
-BEATS_PER_BAR = 4
+from engine.synth.tempo import BEATS_PER_BAR
 
 
 @dataclass(frozen=True)
@@ -92,8 +92,9 @@ class Conditioner(Protocol[S]):
         """Rows the stream opens with for the first state."""
         ...
 
-    def rows(self, stream: LMStream, start: S, end: S, a: float) -> tuple[Tensor | None, Tensor]:
-        """Rows at glide fraction `a`: (cond (R, dim) or None, weights (n,) or (1, n)) for `guided_step`.
+    def rows(self, stream: LMStream, start: S, end: S, a: float, bar: float) -> tuple[Tensor | None, Tensor]:
+        """Rows at glide fraction `a` and bar clock `bar` (at the centre of the frame the next step starts):
+        (cond (R, dim) or None, weights (n,) or (1, n)) for `guided_step`.
 
         May re-batch the stream (`select_rows`) or replace its cross-attention memory; never its cached frames.
         """
@@ -101,11 +102,20 @@ class Conditioner(Protocol[S]):
 
 
 class StyleConditioner:
-    """The embedded model: rows [null, condition(mix, controls)] added to every input frame (`style_rows`)."""
+    """The embedded model: rows [null, condition(mix, controls)] added to every input frame (`style_rows`).
+
+    The controls are the prompt's features and, for a model trained with them (`NUM_CONTROLS`), the bar clock's
+    phase (`engine.conditioning.phase_matrix`), so the rows change every frame.
+    """
 
     def __init__(self, lm: TokenLM) -> None:
+        if lm.config.num_controls not in (0, PROMPT_CONTROLS, NUM_CONTROLS):
+            raise ValueError(
+                f"the style model takes 0, {PROMPT_CONTROLS} or {NUM_CONTROLS} control features, "
+                f"this one {lm.config.num_controls}"
+            )
         self.lm = lm
-        self._last: tuple[StyleCondition, StyleCondition, float, tuple[Tensor, Tensor]] | None = None
+        self._phase = lm.config.num_controls == NUM_CONTROLS
 
     @property
     def start_token(self) -> int:
@@ -121,15 +131,16 @@ class StyleConditioner:
     def batch_size(self, state: StyleCondition) -> int:
         return 2
 
-    def rows(self, stream: LMStream, start: StyleCondition, end: StyleCondition, a: float) -> tuple[Tensor, Tensor]:
-        last = self._last
-        if last is not None and last[0] is start and last[1] is end and last[2] == a:
-            return last[3]  # between glides the rows stay put: no need to rebuild them every frame
-        w, f = start.lerp(end, a)
-        controls = f[None] if self.lm.config.num_controls else None  # (1, NUM_CONTROLS)
-        rows = style_rows(self.lm, w[None], controls)  # (2, dim), (1, 1)
-        self._last = (start, end, a, rows)
-        return rows
+    def rows(
+        self, stream: LMStream, start: StyleCondition, end: StyleCondition, a: float, bar: float
+    ) -> tuple[Tensor, Tensor]:
+        w, f = start.lerp(end, a)  # (num_styles,), (PROMPT_CONTROLS,)
+        controls = None
+        if self.lm.config.num_controls:
+            if self._phase:
+                f = torch.cat([f, torch.from_numpy(phase_matrix(np.array([bar]))[0])])  # (NUM_CONTROLS,)
+            controls = f[None]  # (1, num_controls)
+        return style_rows(self.lm, w[None], controls)  # (2, dim), (1, 1)
 
 
 @dataclass
@@ -179,6 +190,7 @@ class TokenSource:
         self._special = self.conditioner.start_token  # BOS and delay-pattern pad
         K = lm_cfg.num_codebooks
         self._history = torch.full((1, K, 0), self._special, dtype=torch.long)  # (1, K, S) delayed steps
+        self._cond_history: Tensor | None = None  # (R, S, dim) the rows each delayed step was fed with
         self._steps = 0  # delayed steps generated
         self._logits: Tensor | None = None  # (1, K, card) guided logits waiting to be sampled
         self._bar_pos = 0.0  # bar clock at the next frame to generate (bars)
@@ -229,7 +241,11 @@ class TokenSource:
                 self._glide_start = float(change.bar)
                 self._glide_bars = change.ramp_bars
             start, end, a = self._from, self._to, self._glide_fraction()
-        return self.conditioner.rows(self._stream, start, end, a)
+        K = self.lm.config.num_codebooks
+        bars_per_frame = self._bpm() / 60.0 / BEATS_PER_BAR / self.codec.frame_rate
+        clocked = max(0, self._steps - K + 1)  # frames the bar clock has already moved past
+        bar = self._bar_pos + (self._steps + 0.5 - clocked) * bars_per_frame  # centre of frame `steps`
+        return self.conditioner.rows(self._stream, start, end, a, bar)
 
     def _glide_fraction(self) -> float:
         if self._glide_bars <= 0:
@@ -263,13 +279,18 @@ class TokenSource:
                     real = delayed_step_mask(self._steps, K)  # (K,)
                     tok = torch.where(real[None], tok, torch.full_like(tok, self._special))  # (1, K)
                 self._history = torch.cat([self._history, tok[:, :, None]], dim=2)[:, :, -cfg.window :]  # (1, K, S)
+                if cond is not None:  # (R, S, dim): re-priming feeds each kept step the rows it had
+                    rows = cond[:, None, :]
+                    past = rows if self._cond_history is None else torch.cat([self._cond_history, rows], dim=1)
+                    self._cond_history = past[:, -cfg.window :]
                 self._steps += 1
                 if self._steps >= K:  # frame steps - K is complete: the bar clock moves one frame
                     self._advance_clock(hop, rate)
                 if stream.length + 1 > cfg.window:  # re-prime from the last window - stride steps
                     keep = self._history[:, :, -(cfg.window - cfg.stride) :]  # (1, K, window - stride)
+                    kept = None if self._cond_history is None else self._cond_history[:, -keep.shape[2] :]
                     stream.reset()
-                    self._logits = guided_prefill(stream, keep, weights, cfg.cfg_scale, cond)
+                    self._logits = guided_prefill(stream, keep, weights, cfg.cfg_scale, kept)
                 else:
                     self._logits = guided_step(stream, tok[:, :, None], weights, cfg.cfg_scale, cond)
         # the last `frames` complete frames: codebook k of frame t sits at delayed step t + k
@@ -277,6 +298,7 @@ class TokenSource:
         return torch.stack([delayed[:, k, k : k + frames] for k in range(K)], dim=1)  # (1, K, frames)
 
     def _advance_clock(self, hop: int, rate: int) -> None:
+        """Move the bar clock over the frame just completed, noting every bar that starts inside it."""
         frame_index = self._steps - self.lm.config.num_codebooks  # original frame just completed
         bars_per_frame = self._bpm() / 60.0 / BEATS_PER_BAR / rate
         before = self._bar_pos

@@ -164,7 +164,9 @@ class MusicgenConditioner:
     def batch_size(self, state: TextCondition) -> int:
         return 1 + len(state.texts)
 
-    def rows(self, stream: LMStream, start: TextCondition, end: TextCondition, a: float) -> tuple[None, Tensor]:
+    def rows(
+        self, stream: LMStream, start: TextCondition, end: TextCondition, a: float, bar: float
+    ) -> tuple[None, Tensor]:
         """Re-batch the stream if the set of texts changed; return (None, weights (n,)) for `guided_step`."""
         mix = text_mix(start, end, a)
         live = {t for t, w in mix.items() if w > 0 or a < 1}  # mid-glide both prompts keep their rows

@@ -1,0 +1,1 @@
+"""Training: the corpus, the codec and token-model trainers, evaluation."""
