@@ -11,7 +11,7 @@ from pathlib import Path
 from concert.config import MODES, OUTPUTS, ServeConfig
 from engine.backends import BACKENDS, PRECISIONS
 
-MODEL_HELP = "local MusicGen checkpoint folder (HF format) for --backend musicgen"
+MODEL_HELP = "musicgen: a local MusicGen folder (HF format); embedded: a weights folder instead of the shipped one"
 PRECISION_HELP = "token backends: int8 weights (fastest on CPU), bfloat16 or float32"
 
 
@@ -121,6 +121,122 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _paths(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from engine.train.commands import Paths
+
+    return Paths(home=args.home, corpus_seed=args.corpus_seed)
+
+
+def _corpus(args: argparse.Namespace) -> int:
+    from engine.train.commands import corpus
+    from engine.train.corpus import CorpusConfig
+
+    built = corpus(_paths(args), CorpusConfig(seed=args.corpus_seed, train_hours=args.hours), workers=args.workers)
+    print(f"concert corpus: {built.folder}: {built.hours}", flush=True)
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    import json
+
+    import torch
+
+    from engine.train import commands
+    from engine.train.loop import RunConfig
+    from engine.weights import SHIPPED
+
+    torch.set_num_threads(args.threads)
+    run = RunConfig(
+        run_dir=args.home,  # replaced by the run's own folder
+        minutes=args.minutes,
+        max_steps=args.steps,
+        checkpoint_minutes=args.checkpoint_minutes,
+        progress=not args.no_progress,
+    )
+    shipped = None if args.scratch else SHIPPED
+    if args.what == "codec":
+        from engine.train.codec_train import CodecTrainConfig
+
+        config = CodecTrainConfig(device=args.device, decoder_only=args.decoder_only)
+        result = commands.train_codec(_paths(args), config, run, shipped)
+    else:
+        from engine.train.lm_train import LMTrainConfig
+
+        result = commands.train_lm(_paths(args), LMTrainConfig(device=args.device), run, shipped, args.codec)
+    summary = {"step": result.step, "hours": round(result.hours, 3), "resumed_from": result.resumed_from}
+    print(json.dumps({**summary, **result.last, **result.held_out}), flush=True)
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    import json
+
+    from engine.train.commands import export
+    from engine.weights import SHIPPED
+
+    summary = export(_paths(args), args.out or SHIPPED, args.figures)
+    print(json.dumps(summary), flush=True)
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    import json
+
+    from engine.train.commands import _open_corpus
+    from engine.train.evaluate import EvalConfig, evaluate
+    from engine.weights import SHIPPED
+
+    config = EvalConfig(set_seconds=args.set_seconds, threads=args.threads, precision=args.precision)
+    out = args.out or args.home / "eval"
+    result = evaluate(args.weights or SHIPPED, _open_corpus(_paths(args)), config, out)
+    if not args.json:
+        for k, v in result.items():
+            print(f"{k:>28}: {v}")
+    print(f"concert eval: spectrograms and set_3min.wav in {out}", file=sys.stderr, flush=True)
+    line = json.dumps(result)
+    (out / "eval.json").write_text(line + "\n")
+    print(line, flush=True)
+    return 0
+
+
+def _add_training_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    home = Path.home() / ".cache" / "concert"
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--home", type=Path, default=home, help="run state: corpus, checkpoints, tokens, logs")
+    common.add_argument("--corpus-seed", type=int, default=0, help="which corpus (seeded)")
+    common.add_argument("--threads", type=int, default=2, help="torch threads")
+
+    c = sub.add_parser("corpus", parents=[common], help="render the training corpus (resumable)")
+    c.add_argument("--hours", type=float, default=10.0, help="hours of training audio")
+    c.add_argument("--workers", type=int, default=2, help="rendering processes")
+    c.set_defaults(func=_corpus)
+
+    t = sub.add_parser("train", parents=[common], help="train the codec or the token model (resumes automatically)")
+    t.add_argument("what", choices=("codec", "lm"))
+    t.add_argument("--minutes", type=float, default=None, help="compute budget of this run, minutes")
+    t.add_argument("--steps", type=int, default=None, help="stop at this total step count")
+    t.add_argument("--checkpoint-minutes", type=float, default=5.0, help="minutes between checkpoints (<= 10)")
+    t.add_argument("--device", default="cpu", help="cpu, or cuda where there is a GPU")
+    t.add_argument("--decoder-only", action="store_true", help="codec: train the decoder only (tokens stay valid)")
+    t.add_argument("--codec", type=Path, default=None, help="lm: codec folder (default: the codec run's export)")
+    t.add_argument("--scratch", action="store_true", help="a new run starts from scratch, not the shipped weights")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.set_defaults(func=_train)
+
+    e = sub.add_parser("export", parents=[common], help="write the float16 weights folder and its model card")
+    e.add_argument("--out", type=Path, default=None, help="folder (default: the package's shipped weights)")
+    e.add_argument("--figures", type=Path, default=None, help="eval.json to put in the model card")
+    e.set_defaults(func=_export)
+
+    v = sub.add_parser("eval", parents=[common], help="score the embedded model; the last line is one JSON object")
+    v.add_argument("--weights", type=Path, default=None, help="weights folder (default: the shipped weights)")
+    v.add_argument("--set-seconds", type=float, default=3600.0, help="audio generated for the scripted set")
+    v.add_argument("--precision", choices=PRECISIONS, default="int8", help=PRECISION_HELP)
+    v.add_argument("--out", type=Path, default=None, help="folder for the PNGs, WAV and eval.json")
+    v.add_argument("--json", action="store_true", help="print only the JSON line")
+    v.set_defaults(func=_eval)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="concert", description="Crowd-steered, endless AI music.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -171,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--store", default="memory://")
     b.add_argument("--json", action="store_true", help="print only the JSON line")
     b.set_defaults(func=_bench)
+    _add_training_parsers(sub)
     return p
 
 

@@ -25,8 +25,8 @@ class ServeConfig:
     song_phrases: int = 4  # phrases per song; the direction round closes at the song's end
     close_lead_bars: int | None = None  # bars before a boundary a round closes; None = 2 (0 when round_bars is 1)
     mode: str = "democracy"  # democracy | blend | anarchy
-    backend: str = "synth"  # audio source: synth | embedded (the token model; random weights until trained) | musicgen
-    model_path: Path | None = None  # local MusicGen checkpoint folder (HF format); required by the musicgen backend
+    backend: str = "synth"  # audio source: synth | embedded (the trained token model) | musicgen
+    model_path: Path | None = None  # musicgen: a local MusicGen folder (required); embedded: a weights folder
     precision: str = "int8"  # token model weights: int8 (fastest on CPU) | bfloat16 | float32
     torch_threads: int = 1  # intra-op threads for a token-model backend (the other core serves the crowd)
     start_style: str = "house"  # genre id the set opens with

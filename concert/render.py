@@ -123,8 +123,9 @@ def render_to_file(
     errors: tuple[type[Exception], ...] = (ValueError, OSError)  # OSError: a missing checkpoint folder
     if backend != "synth":
         from engine.codec import CodecError
+        from engine.weights import WeightsError
 
-        errors += (CodecError,)
+        errors += (CodecError, WeightsError)
     try:
         config = BackendConfig(name=backend, seed=seed, model_path=model_path, precision=precision)
         source = build_source(config, replace(current, section=schedule.section_for(0)))

@@ -127,6 +127,13 @@ def preflight(config: ServeConfig) -> None:
             Speakers(SpeakersConfig(device=config.speakers_device)).close()
         except SpeakersUnavailableError as e:
             raise PreflightError(str(e)) from None
+    if config.backend == "embedded":
+        from engine.weights import SHIPPED, WeightsError, load_embedded
+
+        try:
+            load_embedded(SHIPPED if config.model_path is None else config.model_path)
+        except WeightsError as e:
+            raise PreflightError(str(e)) from None
 
 
 @contextlib.asynccontextmanager

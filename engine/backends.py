@@ -1,9 +1,9 @@
 """Audio sources by name: `synth`, `embedded` (our token model) and `musicgen` (MusicGen weights in our loop).
 
-Built once at the entry point and injected; no registry. The embedded model has
-not been trained yet: until its checkpoint ships, `embedded` runs a seeded random
-model of the embedded size (for tests, benchmarks and the live path's plumbing).
-`musicgen` loads transformers' MusicGen from a local checkpoint folder (never the network).
+Built once at the entry point and injected; no registry. `embedded` loads the trained codec and token model
+shipped in the package (`engine.weights.SHIPPED`), or another weights folder given as `model_path`; a missing or
+broken file raises `engine.weights.WeightsError` naming it (never random weights). `musicgen` loads
+transformers' MusicGen from a local checkpoint folder (never the network).
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ class BackendConfig:
     sample_rate: int = 24000  # Hz; the synth's rate (the token backends' codecs declare their own)
     precision: str = "int8"  # token model weights: int8 (weight-only, bfloat16 activations; fastest on CPU),
     # bfloat16 or float32; attention runs in float32 on CPU whichever (engine.lm.TokenLM.attention_dtype)
-    model_path: Path | None = None  # local MusicGen checkpoint folder (HF format) for the musicgen backend
+    model_path: Path | None = None  # musicgen: a local MusicGen checkpoint folder (HF format); embedded: a weights
+    # folder (engine.weights) instead of the shipped one
 
     def __post_init__(self) -> None:
         if self.name not in BACKENDS:
@@ -74,12 +75,10 @@ def build_source(config: BackendConfig, prompt: Prompt) -> AudioSource:
         with_precision(parts.lm, config.precision)
         return musicgen_source(parts, prompt, continuation)
 
-    from engine.codec import Codec, CodecConfig
-    from engine.lm import TokenLM
+    from engine.weights import SHIPPED, load_embedded
 
-    lm = with_precision(TokenLM(embedded_lm_config(), seed=config.seed), config.precision)
-    codec = Codec.random(CodecConfig(), seed=config.seed)
-    return TokenSource(lm, codec, prompt, continuation)
+    lm, codec = load_embedded(SHIPPED if config.model_path is None else config.model_path)
+    return TokenSource(with_precision(lm, config.precision), codec, prompt, continuation)
 
 
 def with_precision(lm: TokenLM, precision: str) -> TokenLM:

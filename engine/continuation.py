@@ -37,7 +37,6 @@ from engine.prompt import Prompt
 from engine.sampling import sample
 from engine.source import Chunk, NowPlaying
 from engine.styles import GENRE_IDS
-
 from engine.synth.tempo import BEATS_PER_BAR
 
 

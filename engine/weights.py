@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, fields
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -60,6 +61,8 @@ def load_lm(path: Path) -> TokenLM:
         raise WeightsError(f"{path} is not a concert token model (format {meta.get('format')!r}, want {LM_FORMAT!r})")
     try:
         raw = json.loads(meta["config"])
+        if not isinstance(raw, dict):
+            raise TypeError(f"the config is a JSON {type(raw).__name__}, not an object")
         known = {f.name for f in fields(LMConfig)}
         config = LMConfig(**{k: v for k, v in raw.items() if k in known})
     except (KeyError, ValueError, TypeError) as error:
@@ -87,8 +90,8 @@ def save_codec(codec: Codec, folder: Path, dtype: torch.dtype = torch.float16) -
     """Write the codec in Hugging Face format in `dtype` (the loaded codec runs in float32)."""
     import copy
 
-    model = copy.deepcopy(codec.model).to(dtype)
-    model.save_pretrained(folder)
+    model: Any = copy.deepcopy(codec.model)
+    model.to(dtype).save_pretrained(folder)
 
 
 def load_codec(folder: Path) -> Codec:

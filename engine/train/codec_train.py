@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -44,6 +44,11 @@ class CodecTrainConfig:
     decoder_only: bool = False  # train only the decoder: encoder and codebooks (so the tokens) stay as they are
     seed: int = 0
     device: str = "cpu"  # "cuda" where a GPU is at hand
+
+
+def _ema_book(vq: nn.Module) -> Any:
+    """The EMA codebook of one `VectorQuantize` stage: buffers embed (1, card, D), embed_avg, cluster_size."""
+    return cast(Any, vq)._codebook
 
 
 def training_init(model: nn.Module, seed: int = 0) -> None:
@@ -107,7 +112,7 @@ class TrainableCodec(nn.Module):
 
     def codebooks(self) -> Tensor:
         """(K, card, D) the learned codebook vectors."""
-        return torch.stack([layer._codebook.embed[0] for layer in self.rvq.layers])
+        return torch.stack([_ema_book(layer).embed[0] for layer in self.rvq.layers])
 
     @torch.no_grad()
     def export(self) -> Codec:
@@ -116,11 +121,11 @@ class TrainableCodec(nn.Module):
         model.encoder.load_state_dict(self.model.encoder.state_dict())
         model.decoder.load_state_dict(self.model.decoder.state_dict())
         for layer, vq in zip(model.quantizer.layers, self.rvq.layers, strict=True):
-            book = vq._codebook
-            layer.codebook.embed.copy_(book.embed[0].float().cpu())  # (card, D)
-            layer.codebook.embed_avg.copy_(book.embed_avg[0].float().cpu())
-            layer.codebook.cluster_size.copy_(book.cluster_size[0].float().cpu())
-            layer.codebook.inited.fill_(1.0)
+            book, target = _ema_book(vq), cast(Any, layer).codebook
+            target.embed.copy_(book.embed[0].float().cpu())  # (card, D)
+            target.embed_avg.copy_(book.embed_avg[0].float().cpu())
+            target.cluster_size.copy_(book.cluster_size[0].float().cpu())
+            target.inited.fill_(1.0)
         return Codec(model.cpu().float())
 
     @classmethod
@@ -142,10 +147,10 @@ class TrainableCodec(nn.Module):
         self.model.decoder.load_state_dict(codec.model.decoder.state_dict())
         with torch.no_grad():
             for layer, vq in zip(codec.model.quantizer.layers, self.rvq.layers, strict=True):
-                book = vq._codebook
-                book.embed[0].copy_(layer.codebook.embed)
-                book.embed_avg[0].copy_(layer.codebook.embed_avg)
-                book.cluster_size[0].copy_(layer.codebook.cluster_size)
+                book, source = _ema_book(vq), cast(Any, layer).codebook
+                book.embed[0].copy_(source.embed)
+                book.embed_avg[0].copy_(source.embed_avg)
+                book.cluster_size[0].copy_(source.cluster_size)
                 book.initted.fill_(True)
         return self
 
@@ -161,8 +166,15 @@ class CodecJob:
         self.out_dir = out_dir
         self.device = torch.device(config.device)
         kwargs = {"ema_decay": config.ema_decay, "dead_code": config.dead_code, "commitment": config.commitment}
-        model = TrainableCodec(config.codec, **kwargs) if init is None else TrainableCodec.from_codec(init, **kwargs)
-        self.model = model.to(self.device)
+        with torch.random.fork_rng(devices=[]):  # the init and the k-means seeding depend on config.seed alone
+            torch.manual_seed(config.seed)
+            fresh = init is None
+            model = TrainableCodec(config.codec, **kwargs) if fresh else TrainableCodec.from_codec(init, **kwargs)
+            self.model = model.to(self.device)
+            self.rng = np.random.default_rng(config.seed)
+            self.samples = round(config.seconds * corpus.config.sample_rate)
+            if fresh:
+                self._kmeans_init()
         params = self.model.model.decoder.parameters() if config.decoder_only else self.model.parameters()
         self.optim = torch.optim.AdamW(params, lr=config.lr, betas=config.betas, weight_decay=0.0)
         self.stft = auraloss.freq.MultiResolutionSTFTLoss(
@@ -170,13 +182,9 @@ class CodecJob:
             hop_sizes=[512, 256, 128, 64, 32],
             win_lengths=[2048, 1024, 512, 256, 128],
         ).to(self.device)
-        self.rng = np.random.default_rng(config.seed)
-        self.samples = round(config.seconds * corpus.config.sample_rate)
         holdout = np.random.default_rng(config.seed + 1)
         clip = round(config.holdout_seconds * corpus.config.sample_rate)
         self.holdout = corpus.crops("holdout", holdout, config.holdout_clips, clip)  # (N, T) fixed clips
-        if init is None:
-            self._kmeans_init()
 
     def _kmeans_init(self) -> None:
         """Seed the codebooks by k-means on >= 4 codebook sizes of encoder frames (one big first batch)."""

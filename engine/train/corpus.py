@@ -55,9 +55,11 @@ class CorpusConfig:
 
     def __post_init__(self) -> None:
         if not self.train_hours > 0 or not self.piece_seconds >= 4:
-            raise ValueError(f"need train_hours > 0 and piece_seconds >= 4, got {self.train_hours}, {self.piece_seconds}")
+            raise ValueError(f"need train_hours > 0 and piece_seconds >= 4, got {self.train_hours}, "
+                             f"{self.piece_seconds}")
         if self.holdout_pieces < 1 or self.sample_rate % self.hop_length:
             raise ValueError("need holdout_pieces >= 1 and a sample_rate that is a whole number of hops")
+        Schedule(round_bars=self.round_bars, song_phrases=self.song_phrases)  # raises on a schedule serve refuses
 
     @property
     def train_pieces(self) -> int:
@@ -255,7 +257,10 @@ def build_corpus(folder: Path, config: CorpusConfig, workers: int = 1, progress:
     folder.mkdir(parents=True, exist_ok=True)
     manifest = folder / MANIFEST
     if manifest.is_file():
-        old = json.loads(manifest.read_text())
+        try:
+            old = json.loads(manifest.read_text())
+        except (OSError, ValueError) as error:
+            raise CorpusError(f"{manifest} is unreadable ({error}); remove it to rebuild the manifest") from error
         if old.get("config") != asdict(config):
             raise CorpusError(f"{manifest} was built with another config ({old.get('config')}); use a new folder")
     jobs = [(config, split, i, str(folder)) for split in SPLITS for i in range(config.count(split))]

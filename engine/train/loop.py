@@ -149,6 +149,7 @@ def run(job: Job, kind: str, config: RunConfig, seed: int, meta: dict[str, Any] 
         job.load_state_dict(payload["job"])
         _set_rng_state(payload["rng"])
         step, hours, held_out = int(payload["step"]), float(payload["hours"]), dict(payload.get("held_out", {}))
+        _truncate_log(run_dir / LOG, step)  # rows logged after this checkpoint belong to steps about to be redone
     else:
         torch.manual_seed(seed)
         np.random.seed(seed % 2**32)
@@ -194,6 +195,25 @@ def run(job: Job, kind: str, config: RunConfig, seed: int, meta: dict[str, Any] 
             _log_row(run_dir / LOG, {"step": step, "hours": round(hours, 5), **held_out})
         checkpoint()
     return RunResult(step, hours, resumed_from, last, held_out)
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Drop the rows of steps after `step` (a run killed between checkpoints logged them; they are redone)."""
+    if not path.is_file():
+        return
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        fields = list(reader.fieldnames or [])
+        rows = list(reader)
+    kept = [row for row in rows if float(row["step"]) <= step]
+    if len(kept) == len(rows):
+        return
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(kept)
+    os.replace(tmp, path)
 
 
 def _log_row(path: Path, row: dict[str, float]) -> None:

@@ -26,6 +26,7 @@ from engine.train.corpus import SPLITS, Corpus, CorpusError
 
 MANIFEST = "tokens.json"
 ENCODE_SECONDS = 30.0  # audio encoded per call, seconds (bounded memory)
+CONTEXT_SECONDS = 2.0  # audio before each call's span that is encoded again and dropped, so spans join exactly
 
 
 def codec_fingerprint(codec: Codec) -> str:
@@ -50,10 +51,12 @@ def encode_piece(codec: Codec, corpus: Corpus, name: str) -> TokenPiece:
     audio = corpus.audio(name)
     hop = codec.hop_length
     step = int(ENCODE_SECONDS * codec.sample_rate) // hop * hop
+    context = int(CONTEXT_SECONDS * codec.sample_rate) // hop * hop  # whole frames of left context
     parts = []
     for start in range(0, len(audio), step):
-        wav = torch.from_numpy(np.asarray(audio[start : start + step], dtype=np.float32) / 32767.0)[None]  # (1, T)
-        parts.append(codec.encode(wav)[0])  # (K, F')
+        lead = min(start, context)
+        span = np.asarray(audio[start - lead : start + step], dtype=np.float32) / 32767.0
+        parts.append(codec.encode(torch.from_numpy(span)[None])[0, :, lead // hop :])  # (K, F')
     codes = torch.cat(parts, dim=1).numpy()[:, : labels.frames]  # (K, F)
     frames = codes.shape[1]
     controls = control_matrix(labels.bpm, labels.energy, labels.brightness, labels.minor, labels.section)
@@ -62,11 +65,20 @@ def encode_piece(codec: Codec, corpus: Corpus, name: str) -> TokenPiece:
 
 def tokenize_corpus(corpus: Corpus, codec: Codec, folder: Path, progress: bool = True) -> TokenSet:
     """Encode every piece of `corpus` with `codec` into `folder` (resumable); returns the token set."""
+    c = corpus.config
+    if codec.sample_rate != c.sample_rate or codec.hop_length != c.hop_length:
+        raise CorpusError(
+            f"the codec runs at {codec.sample_rate} Hz with hops of {codec.hop_length} samples, the corpus in "
+            f"{corpus.folder} at {c.sample_rate} Hz with {c.hop_length}: its labels would not line up with the tokens"
+        )
     folder.mkdir(parents=True, exist_ok=True)
     fingerprint = codec_fingerprint(codec)
     manifest = folder / MANIFEST
     if manifest.is_file():
-        old = json.loads(manifest.read_text())
+        try:
+            old = json.loads(manifest.read_text())
+        except (OSError, ValueError) as error:
+            raise CorpusError(f"{manifest} is unreadable ({error}); remove the folder to tokenise afresh") from error
         if old.get("codec") != fingerprint:
             raise CorpusError(f"{folder} holds tokens of another codec ({old.get('codec')}); use a new folder")
     else:

@@ -1,0 +1,101 @@
+"""`concert corpus`, `concert train codec|lm`, `concert export` and `concert eval` end to end, through the real CLI.
+
+CI never trains for real: a tiny corpus, a few steps of the real embedded-size codec and token model, then the
+exported weights play through `concert render --backend embedded --model …` and `concert eval`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from engine.train.corpus import CorpusConfig, build_corpus
+from engine.weights import LM_FILE, WeightsError, load_embedded
+
+pytestmark = pytest.mark.slow
+TINY = CorpusConfig(train_hours=36 / 3600, piece_seconds=12.0, holdout_pieces=2)  # 3 train + 2 held-out pieces
+
+
+def concert(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    return subprocess.run(
+        [sys.executable, "-m", "concert", *args], capture_output=True, text=True, timeout=timeout, env=env
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A home folder with a tiny corpus, 4 codec steps, 3 token-model steps and an exported weights folder."""
+    home = tmp_path_factory.mktemp("home")
+    build_corpus(home / "corpus" / "seed0", TINY, progress=False)
+    codec = concert("train", "codec", "--home", str(home), "--steps", "4", "--scratch", "--no-progress")
+    assert codec.returncode == 0, codec.stderr[-3000:]
+    lm = concert("train", "lm", "--home", str(home), "--steps", "3", "--scratch", "--no-progress")
+    assert lm.returncode == 0, lm.stderr[-3000:]
+    out = concert("export", "--home", str(home), "--out", str(home / "weights"))
+    assert out.returncode == 0, out.stderr[-3000:]
+    return home
+
+
+def test_training_runs_resume_and_report(trained: Path) -> None:
+    log = (trained / "runs" / "codec" / "log.csv").read_text().splitlines()
+    assert log[0].startswith("step,hours,") and "holdout_si_snr_db" in log[0]
+    assert (trained / "runs" / "codec" / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    again = concert("train", "codec", "--home", str(trained), "--steps", "5", "--scratch", "--no-progress")
+    assert again.returncode == 0, again.stderr[-3000:]
+    summary = json.loads(again.stdout.strip().splitlines()[-1])
+    assert summary["resumed_from"] == 4 and summary["step"] == 5
+    assert np.isfinite(summary["holdout_mel_distance"])
+
+
+def test_exported_weights_play_through_render(trained: Path, tmp_path: Path) -> None:
+    weights = trained / "weights"
+    card = (weights / "MODEL_CARD.md").read_text()
+    assert "| codec" in card and "| token LM" in card
+    lm, codec = load_embedded(weights)
+    assert lm.config.num_codebooks == codec.num_codebooks == 4
+    wav = tmp_path / "set.wav"
+    proc = concert("render", "--style", "techno", "--seconds", "3", "--out", str(wav), "--backend", "embedded",
+                   "--model", str(weights))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    pcm, sr = sf.read(str(wav), dtype="float32")
+    assert sr == codec.sample_rate and len(pcm) == 3 * sr and np.all(np.isfinite(pcm))
+
+
+def test_a_corrupt_weights_file_is_refused_by_name(trained: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "weights"
+    subprocess.run(["cp", "-r", str(trained / "weights"), str(broken)], check=True)
+    data = (broken / LM_FILE).read_bytes()
+    (broken / LM_FILE).write_bytes(data[: len(data) // 2])
+    with pytest.raises(WeightsError, match=str(broken / LM_FILE)):
+        load_embedded(broken)
+    proc = concert("render", "--style", "house", "--seconds", "2", "--out", str(tmp_path / "x.wav"), "--backend",
+                   "embedded", "--model", str(broken))
+    assert proc.returncode == 2 and str(broken / LM_FILE) in proc.stderr
+
+
+def test_eval_reports_every_figure(trained: Path, tmp_path: Path) -> None:
+    from engine.train.corpus import Corpus
+    from engine.train.evaluate import EvalConfig, evaluate
+
+    config = EvalConfig(window_s=4.0, latency_window_s=3.0, classifier_windows=24, codec_clips=2, clip_s=4.0,
+                        segment_bars=4, set_seconds=24.0, png_seconds=12.0, threads=1)
+    result = evaluate(trained / "weights", Corpus(trained / "corpus" / "seed0"), config, tmp_path)
+    for key in ("classifier_holdout_accuracy", "style_accuracy", "codec_style_agreement", "collapse"):
+        assert 0.0 <= float(result[key]) <= 1.0, (key, result[key])
+    for key in ("tempo_mae_bpm", "codec_mel_distance", "mp3_8kbps_mel_distance", "rtf", "synth_tempo_mae_bpm"):
+        assert float(result[key]) >= 0.0, (key, result[key])
+    assert np.isfinite(float(result["codec_si_snr_db"]))
+    assert result["set_seconds"] == 24.0 and int(result["segments"]) >= 1
+    assert 0.0 <= float(result["synth_style_accuracy"]) <= 1.0  # 3 tiny pieces cannot teach all 8 genres
+    for png in ("set_3min_embedded.png", "set_3min_synth.png", "codec_before_after.png"):
+        assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"
+    pcm, sr = sf.read(str(tmp_path / "set_3min.wav"), dtype="float32")
+    assert len(pcm) == 12 * sr
