@@ -30,9 +30,12 @@ CONTEXT_SECONDS = 2.0  # audio before each call's span that is encoded again and
 
 
 def codec_fingerprint(codec: Codec) -> str:
-    """A short hash of the codec's weights and codebooks: tokens are only valid for the codec that made them."""
+    """A short hash of the codec's encoder and codebooks, which alone decide the tokens: tokens are valid for any
+    codec with the same fingerprint (a decoder trained further with `--decoder-only` keeps it)."""
     digest = hashlib.sha256()
     for name, tensor in sorted(codec.model.state_dict().items()):
+        if name.startswith("decoder.") or name.endswith(("embed_avg", "cluster_size")):
+            continue  # the decoder and the codebooks' EMA statistics do not change which code a frame gets
         digest.update(name.encode())
         digest.update(tensor.detach().to(torch.float32).cpu().numpy().tobytes())
     return digest.hexdigest()[:16]

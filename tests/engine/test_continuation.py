@@ -117,3 +117,51 @@ def test_seeded_and_validated() -> None:
             Prompt.of("house"),
             ContinuationConfig(window=32, stride=8),
         )
+
+
+def test_the_rows_carry_the_bar_clock_phase_of_the_frame_being_started() -> None:
+    """Each step is conditioned on the beat/bar phase at the centre of the frame whose first codebook it starts,
+    the same clock the corpus labels carry (`Labels.bar`), so the model plays to the conductor's bar clock."""
+    from engine.conditioning import frame_controls, phase_matrix
+
+    src = tiny(window=40, stride=20, bpm=150.0)
+    seen: list[float] = []
+    rows = src.conditioner.rows
+
+    def spy(stream, start, end, a, bar):  # type: ignore[no-untyped-def]
+        seen.append(bar)
+        return rows(stream, start, end, a, bar)
+
+    src.conditioner.rows = spy  # type: ignore[method-assign]
+    for _ in range(6):
+        src.next_chunk()
+    bars_per_frame = 150.0 / 60.0 / 4 / 50
+    expected = (np.arange(len(seen)) + 0.5) * bars_per_frame  # step s starts frame s
+    np.testing.assert_allclose(seen, expected, atol=1e-9)
+    cond, _ = rows(src._stream, src._from, src._to, 1.0, 0.3)  # (2, dim): [null, condition]
+    features = frame_controls(src._to.features[None].numpy(), np.array([0.3]))
+    want = src.lm.condition(src._to.weights[None], torch.from_numpy(features))
+    torch.testing.assert_close(cond[1:], want)
+    assert not np.allclose(phase_matrix(np.array([0.3])), phase_matrix(np.array([0.3 + 1 / 8])))
+
+
+def test_repriming_feeds_each_kept_step_the_rows_it_was_generated_with() -> None:
+    src = tiny(window=24, stride=12)
+    calls: list[tuple[int, torch.Tensor]] = []  # every prefill: (frames, rows)
+    prefill = src._stream.prefill
+
+    def spy(tokens: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        assert cond is not None
+        calls.append((tokens.shape[2], cond.clone()))
+        return prefill(tokens, cond)
+
+    src._stream.prefill = spy  # type: ignore[method-assign]
+    for _ in range(3):
+        src.next_chunk()  # 30 frames: the window of 24 re-primes at least once
+    r = next(i for i, (frames, _) in enumerate(calls) if frames > 1)  # the first re-prime
+    kept = calls[r][1]  # (R, 12, dim): rows of the last window - stride = 12 steps, r - 12 .. r - 1
+    assert kept.shape[:2] == (2, 12)
+    # calls[0] is the BOS frame; calls[1 + s] fed step s one frame at a time with the rows it was generated with
+    one_by_one = torch.stack([rows for _, rows in calls[r - 11 : r]], dim=1)  # steps r - 12 .. r - 2
+    torch.testing.assert_close(kept[:, :11], one_by_one)
+    assert not torch.allclose(kept[:, 0], kept[:, 10])  # the phase moved between them

@@ -101,6 +101,18 @@ def test_fingerprint_follows_the_weights(codec: Codec) -> None:
     assert len(codec_fingerprint(codec)) == 16
 
 
+def test_fingerprint_ignores_the_decoder_and_follows_the_encoder() -> None:
+    """Decoder-only training keeps the tokens valid; anything that changes the codes changes the fingerprint."""
+    a, b = Codec.random(TINY_CODEC, seed=0), Codec.random(TINY_CODEC, seed=0)
+    with torch.no_grad():
+        for p in b.model.decoder.parameters():
+            p.add_(0.1)
+    assert codec_fingerprint(a) == codec_fingerprint(b)
+    with torch.no_grad():
+        next(iter(b.model.encoder.parameters())).add_(0.1)
+    assert codec_fingerprint(a) != codec_fingerprint(b)
+
+
 def test_tokenizing_again_keeps_the_files(tmp_path: Path, token_dir: Path, corpus: Corpus, codec: Codec) -> None:
     folder = tmp_path / "t"
     shutil.copytree(token_dir, folder)
