@@ -84,6 +84,20 @@ class CodecConfig:
         """Token frames per second."""
         return self.sample_rate // self.hop_length
 
+    @classmethod
+    def from_encodec(cls, config: EncodecConfig, num_codebooks: int) -> CodecConfig:
+        """The inverse of `to_encodec`, for a checkpoint's config and the codebooks in use."""
+        return cls(
+            sample_rate=config.sampling_rate,
+            num_filters=config.num_filters,
+            num_lstm_layers=config.num_lstm_layers,
+            upsampling_ratios=tuple(config.upsampling_ratios),
+            codebook_size=config.codebook_size,
+            num_codebooks=num_codebooks,
+            hidden_size=config.hidden_size,
+            use_causal_conv=config.use_causal_conv,
+        )
+
     def to_encodec(self) -> EncodecConfig:
         """The transformers config; its one target bandwidth yields exactly ``num_codebooks`` quantizers."""
         bits = int(math.log2(self.codebook_size))

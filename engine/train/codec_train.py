@@ -131,18 +131,7 @@ class TrainableCodec(nn.Module):
     @classmethod
     def from_codec(cls, codec: Codec, **kwargs: Any) -> TrainableCodec:
         """Start training from an exported codec (e.g. the committed snapshot on a fresh machine)."""
-        cfg = codec.model.config
-        config = CodecConfig(
-            sample_rate=cfg.sampling_rate,
-            num_filters=cfg.num_filters,
-            num_lstm_layers=cfg.num_lstm_layers,
-            upsampling_ratios=tuple(cfg.upsampling_ratios),
-            codebook_size=cfg.codebook_size,
-            num_codebooks=codec.num_codebooks,
-            hidden_size=cfg.hidden_size,
-            use_causal_conv=cfg.use_causal_conv,
-        )
-        self = cls(config, **kwargs)
+        self = cls(CodecConfig.from_encodec(codec.model.config, codec.num_codebooks), **kwargs)
         self.model.encoder.load_state_dict(codec.model.encoder.state_dict())
         self.model.decoder.load_state_dict(codec.model.decoder.state_dict())
         with torch.no_grad():
@@ -168,12 +157,13 @@ class CodecJob:
         kwargs = {"ema_decay": config.ema_decay, "dead_code": config.dead_code, "commitment": config.commitment}
         with torch.random.fork_rng(devices=[]):  # the init and the k-means seeding depend on config.seed alone
             torch.manual_seed(config.seed)
-            fresh = init is None
-            model = TrainableCodec(config.codec, **kwargs) if fresh else TrainableCodec.from_codec(init, **kwargs)
-            self.model = model.to(self.device)
+            if init is None:
+                self.model = TrainableCodec(config.codec, **kwargs).to(self.device)
+            else:
+                self.model = TrainableCodec.from_codec(init, **kwargs).to(self.device)
             self.rng = np.random.default_rng(config.seed)
             self.samples = round(config.seconds * corpus.config.sample_rate)
-            if fresh:
+            if init is None:
                 self._kmeans_init()
         params = self.model.model.decoder.parameters() if config.decoder_only else self.model.parameters()
         self.optim = torch.optim.AdamW(params, lr=config.lr, betas=config.betas, weight_decay=0.0)

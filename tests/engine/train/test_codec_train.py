@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -13,27 +12,12 @@ from torch import nn
 
 from engine.codec import Codec, CodecConfig
 from engine.train.codec_train import CodecJob, CodecTrainConfig, TrainableCodec, training_init
-from engine.train.corpus import Corpus, CorpusConfig, build_corpus
+from engine.train.corpus import Corpus
 from engine.train.loop import RunConfig, run
 
-TINY_CORPUS = CorpusConfig(train_hours=16 / 3600, piece_seconds=8.0, holdout_pieces=1)
 TINY = CodecConfig(num_filters=4, hidden_size=16, codebook_size=64, num_codebooks=2)
 TRAIN = CodecTrainConfig(codec=TINY, batch=2, seconds=0.5, holdout_clips=1, holdout_seconds=0.5)
 STEPS = 30
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
-    torch.set_num_threads(1)
-    return build_corpus(tmp_path_factory.mktemp("corpus") / "c", TINY_CORPUS, progress=False)
 
 
 @pytest.fixture(scope="module")

@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 import math
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from concert.rounds import Schedule
 from engine.prompt import SECTIONS
@@ -30,14 +28,6 @@ from engine.train.corpus import (
 TINY = CorpusConfig(train_hours=16 / 3600, piece_seconds=8.0, holdout_pieces=1)  # 2 train pieces + 1 held out
 # a short schedule so 24 s pieces cross several phrase and song boundaries (Schedule needs round_bars > 2)
 STEERED = CorpusConfig(train_hours=16 / 3600, piece_seconds=24.0, holdout_pieces=1, round_bars=3, song_phrases=2)
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 @pytest.fixture(scope="module")

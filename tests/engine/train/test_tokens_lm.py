@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import shutil
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,32 +17,17 @@ from engine.conditioning import NUM_CONTROLS, control_matrix, frame_controls
 from engine.lm import LMConfig, TokenLM
 from engine.patterns import build_delay_pattern
 from engine.styles import GENRES
-from engine.train.corpus import SPLITS, Corpus, CorpusConfig, CorpusError, build_corpus
+from engine.train.corpus import SPLITS, Corpus, CorpusError
 from engine.train.lm_train import LMJob, LMTrainConfig, SequenceSampler, sequence_loss
 from engine.train.loop import RunConfig, run
 from engine.train.tokens import MANIFEST, TokenPiece, TokenSet, codec_fingerprint, tokenize_corpus
 from engine.weights import LM_FORMAT, lm_metadata, load_lm
 
-TINY_CORPUS = CorpusConfig(train_hours=16 / 3600, piece_seconds=8.0, holdout_pieces=1)
 TINY_CODEC = CodecConfig(num_filters=4, hidden_size=16, codebook_size=64, num_codebooks=2)
 K, CARD, T = 2, 64, 40
 TINY_LM = LMConfig(num_codebooks=K, card=CARD, dim=32, num_layers=1, num_heads=2, ffn_dim=64, max_len=200,
                    num_styles=len(GENRES), num_controls=NUM_CONTROLS)
 TRAIN = LMTrainConfig(batch=2, seq_len=T, holdout_batches=1, warmup_steps=1)
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
-    torch.set_num_threads(1)
-    return build_corpus(tmp_path_factory.mktemp("corpus") / "c", TINY_CORPUS, progress=False)
 
 
 @pytest.fixture(scope="module")
