@@ -185,8 +185,9 @@ def play_script(source: AudioSource, config: EvalConfig) -> tuple[np.ndarray, li
     return np.concatenate(pcm)[:total], segments, bars, compute
 
 
-def segment_figures(pcm: np.ndarray, sr: int, segments: list[Segment], bars: dict[int, int], clf: StyleClassifier,
-                    config: EvalConfig) -> dict[str, float]:
+def segment_figures(
+    pcm: np.ndarray, sr: int, segments: list[Segment], bars: dict[int, int], clf: StyleClassifier, config: EvalConfig
+) -> dict[str, float]:
     win, lat_win = round(config.window_s * sr), round(config.latency_window_s * sr)
     hits, tempo_err, latency = [], [], []
     for i, seg in enumerate(segments):
@@ -242,8 +243,9 @@ def evaluate(weights: Path, corpus: Corpus, config: EvalConfig, out: Path) -> di
     first = Prompt.of(GENRE_IDS[script(config)[0][0]])
     figures = {}
     for name in ("embedded", "synth"):
-        backend = BackendConfig(name=name, seed=config.seed, model_path=weights if name == "embedded" else None,
-                                precision=config.precision)
+        backend = BackendConfig(
+            name=name, seed=config.seed, model_path=weights if name == "embedded" else None, precision=config.precision
+        )
         source = build_source(backend, first)
         pcm, segments, bars, compute = play_script(source, config)
         sr = source.sample_rate

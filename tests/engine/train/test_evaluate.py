@@ -18,8 +18,9 @@ tempi = st.floats(min_value=40.0, max_value=240.0, allow_nan=False)
 @given(tempi, tempi)
 def test_tempo_error_is_the_nearest_octave_distance(estimate: float, requested: float) -> None:
     err = tempo_error(estimate, requested)
-    assert err == pytest.approx(min(abs(estimate - requested), abs(2 * estimate - requested),
-                                    abs(estimate / 2 - requested)))
+    assert err == pytest.approx(
+        min(abs(estimate - requested), abs(2 * estimate - requested), abs(estimate / 2 - requested))
+    )
     assert 0 <= err <= abs(estimate - requested)
     assert tempo_error(requested, requested) == 0
     assert tempo_error(2 * requested, requested) == pytest.approx(0, abs=1e-9)  # a double-time reading is right
