@@ -87,6 +87,8 @@ def test_live_moves_land_on_the_next_phrase() -> None:
         assert s.playing[5].bpm > s.playing[3].bpm  # bar 4 ramps up from the old tempo
         assert s.playing[6].section == "breakdown"  # a drop is not sticky
 
+    run(main)
+
 
 def test_anarchy_votes_nudge_the_mix_at_once_and_decay() -> None:
     async def main() -> None:
