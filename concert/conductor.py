@@ -17,6 +17,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
+from prometheus_client import Histogram
+
 from concert import aggregator as agg
 from concert.moderation import Moderator, SuggestionRefused
 from concert.protocol import ProtocolError
@@ -63,12 +65,24 @@ class Ballot:
         return tuple(o for o in self.options if o.id not in self.vetoed)
 
 
+LATENCY_BUCKETS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)  # steering latency histogram bounds, seconds
+
+
+def _latency_histogram() -> Histogram:
+    return Histogram(
+        "concert_steering_latency_seconds",
+        "Seconds from a round's decision to its change becoming audible",
+        buckets=LATENCY_BUCKETS,
+        registry=None,  # exported by the runtime's collector; fixed memory however long the set runs
+    )
+
+
 @dataclass
 class Counters:
     votes: int = 0  # acknowledged votes
     rounds: int = 0  # rounds closed
     late_landings: int = 0  # changes that landed after the bar they were meant for
-    steering_latencies: list[float] = field(default_factory=list)  # seconds, not yet exported
+    steering_latency: Histogram = field(default_factory=_latency_histogram)  # seconds, decision to audible
 
 
 class Conductor:
@@ -176,7 +190,7 @@ class Conductor:
     def _on_bar(self, bar: int, landed_at: float) -> None:
         for landing, decided in list(self._pending_landings):
             if bar >= landing:
-                self.counters.steering_latencies.append(max(0.0, landed_at - decided))
+                self.counters.steering_latency.observe(max(0.0, landed_at - decided))
                 self._pending_landings.remove((landing, decided))
         if self.mode == "anarchy" and bar > 0:
             self.mix = agg.anarchy_decay(self.mix, self.home, 1.0, self.config.aggregator)

@@ -6,30 +6,15 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
     from concert.runtime import Runtime
 
-LATENCY_BUCKETS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)  # seconds
-
-
 class RuntimeCollector(Collector):
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
-        self._latency_counts = [0] * (len(LATENCY_BUCKETS) + 1)
-        self._latency_sum = 0.0
-
-    def _drain_latencies(self) -> None:
-        pending = self.rt.conductor.counters.steering_latencies
-        while pending:
-            v = pending.pop()
-            self._latency_sum += v
-            for i, b in enumerate(LATENCY_BUCKETS):
-                if v <= b:
-                    self._latency_counts[i] += 1
-            self._latency_counts[-1] += 1
 
     def collect(self) -> Iterator[Metric]:
         rt = self.rt
@@ -64,16 +49,7 @@ class RuntimeCollector(Collector):
         yield CounterMetricFamily("concert_late_landings", "Changes that landed after their bar", value=c.late_landings)
         yield GaugeMetricFamily("concert_stream_listeners", "HTTP stream listeners", value=rt.stream.listeners)
         yield CounterMetricFamily("concert_fanout_dropped", "Clients dropped for stalling", value=rt.fanout.dropped)
-        self._drain_latencies()
-        # counts are cumulative already: a latency is counted in every bucket it fits under
-        buckets = [(str(b), self._latency_counts[i]) for i, b in enumerate(LATENCY_BUCKETS)]
-        buckets.append(("+Inf", self._latency_counts[-1]))
-        yield HistogramMetricFamily(
-            "concert_steering_latency_seconds",
-            "Seconds from a round's decision to its change becoming audible",
-            buckets=buckets,
-            sum_value=self._latency_sum,
-        )
+        yield from c.steering_latency.collect()  # reading it changes nothing
 
 
 def make_registry(rt: Runtime) -> CollectorRegistry:

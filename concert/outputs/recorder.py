@@ -11,7 +11,8 @@ the encoder. A Wave64 (or WAV) file whose header was never finalised is read to
 the end of its data, which the tests check by SIGKILLing a recording, and unlike
 WAV, Wave64 has no 4 GiB limit: a 24-hour set at 24 kHz is about 4 GiB.
 
-The event loop only queues chunks; a writer thread does the disk work. A full
+The event loop only queues chunks and appends setlist lines to the file (a write into the page cache, which
+survives a SIGKILL); a writer thread does the disk work, fsyncs included (power-cut safety). A full
 queue drops the chunk (counted) and the writer fills the gap with silence, so
 the file keeps the stream's timeline and setlist times stay true.
 """
@@ -81,6 +82,9 @@ def _fsync_directory(path: Path) -> None:
         os.close(fd)
 
 
+SETLIST_SYNC_SECONDS = 0.5  # longest wait before the writer thread fsyncs a new setlist line, seconds
+
+
 class Recorder:
     """Records the set. `write` and `log` are called on the event loop; `write` never blocks."""
 
@@ -98,8 +102,9 @@ class Recorder:
         self._error: BaseException | None = None
         self._closed = False
         self._setlist = os.open(self.setlist_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._setlist_unsynced = threading.Event()  # set by `log`, cleared by the writer thread's fsync
         _fsync_directory(self.path)
-        self._queue: queue.Queue[tuple[int, int, np.ndarray] | None] = queue.Queue(config.queue_chunks)
+        self._queue: queue.Queue[tuple[int, int, np.ndarray] | tuple[()] | None] = queue.Queue(config.queue_chunks)
         self._thread = threading.Thread(target=self._run, name="concert-recorder", daemon=True)
         self._thread.start()
 
@@ -133,7 +138,7 @@ class Recorder:
             self.dropped_frames += len(pcm)
 
     def log(self, event: Mapping[str, object]) -> dict[str, object]:
-        """Append one setlist line (plus "t" and "wall"), flushed and fsynced; returns the record."""
+        """Append one setlist line (plus "t" and "wall"); the writer thread fsyncs it. Returns the record."""
         if self._closed:
             raise RuntimeError("the recorder is closed")
         reserved = {"t", "wall"} & set(event)
@@ -151,14 +156,29 @@ class Recorder:
         data = line.encode()
         while data:  # one write in practice, so a crash leaves whole lines only
             data = data[os.write(self._setlist, data) :]
-        os.fsync(self._setlist)
+        self._setlist_unsynced.set()
         return record
+
+    def _sync_setlist(self) -> None:
+        if self._setlist_unsynced.is_set():
+            self._setlist_unsynced.clear()
+            os.fsync(self._setlist)
 
     def _run(self) -> None:
         audio: sf.SoundFile | None = None
         synced = 0
-        while (item := self._queue.get()) is not None:
-            if self._error is not None:
+        while True:
+            try:
+                item = self._queue.get(timeout=SETLIST_SYNC_SECONDS)
+            except queue.Empty:
+                item = ()
+            try:
+                self._sync_setlist()
+            except OSError as e:
+                self._error = self._error or e
+            if item is None:
+                break
+            if self._error is not None or not item:
                 continue  # keep draining so close() can always finish
             rate, offset, pcm = item
             try:

@@ -69,8 +69,15 @@ def test_democracy_winner_lands_on_the_song_boundary() -> None:
         rounds = [e for e in s.events if e["event"] == "round" and e["kind"] == "direction"]
         assert rounds[0]["winner"] == target and rounds[0]["votes"] == 4
         assert rounds[0]["lands_at_bar"] == 4
+        assert _latency_count(s.c) == 3  # the landings on bars 2, 4 and 6, each observed once
+        assert _latency_count(s.c) == _latency_count(s.c)  # reading the histogram does not drain it
 
     run(main)
+
+
+def _latency_count(c: Conductor) -> float:
+    (family,) = c.counters.steering_latency.collect()
+    return next(x.value for x in family.samples if x.name.endswith("_count"))
 
 
 def test_live_moves_land_on_the_next_phrase() -> None:

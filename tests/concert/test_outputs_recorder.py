@@ -169,3 +169,30 @@ def test_recording_survives_sigkill(tmp_path: Path) -> None:
     assert rate == RATE
     assert len(audio) >= reports[-1]["frames_written"]  # everything written before the last report is there
     np.testing.assert_allclose(audio, _expected(0, len(audio)), atol=1e-3)
+
+
+def test_setlist_lines_are_fsynced_by_the_writer_thread_not_the_caller(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+    import time
+
+    from concert.outputs import recorder as recorder_module
+
+    synced_on: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced_on.append(threading.current_thread().name)
+        real_fsync(fd)
+
+    recorder = Recorder(RecorderConfig(directory=tmp_path))
+    monkeypatch.setattr(recorder_module.os, "fsync", fsync)
+    recorder.log({"event": "start"})
+    assert recorder.setlist_path.read_text().count("\n") == 1  # written at once: a SIGKILL cannot lose it
+    deadline = time.monotonic() + 5
+    while not synced_on and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert synced_on and set(synced_on) == {"concert-recorder"}  # the caller (the event loop) never waits on disk
+    monkeypatch.undo()
+    recorder.close()
