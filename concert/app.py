@@ -130,7 +130,6 @@ def _dj(action):  # type: ignore[no-untyped-def]
             result = await action(_rt(request), await _json_body(request) if request.method == "POST" else {})
         except (ValueError, PromptError, UnknownStyleError) as e:
             return JSONResponse({"error": "bad_request", "message": str(e)}, status_code=400)
-        _rt(request).conductor.dirty.set()
         return JSONResponse({"ok": True, **(result or {})})
 
     return endpoint

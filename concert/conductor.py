@@ -21,7 +21,6 @@ from prometheus_client import Histogram
 
 from concert import aggregator as agg
 from concert.moderation import Moderator, SuggestionRefused
-from concert.protocol import ProtocolError
 from concert.rounds import Schedule
 from concert.store.base import RoundClosedError, Store, UnknownSuggestionError
 from engine.interpret import resolve
@@ -32,6 +31,15 @@ from engine.styles import GENRES, UnknownStyleError, genre
 log = logging.getLogger(__name__)
 
 SetlistLog = Callable[[Mapping[str, object]], object]
+
+
+class Refused(Exception):
+    """A crowd request the set turns down; `code` names why (the socket layer sends it back as an error frame)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
 
 
 @dataclass(frozen=True)
@@ -95,7 +103,9 @@ class Conductor:
         moderator: Moderator,
         setlist: SetlistLog | None = None,
         clock: Callable[[], float] = time.time,
+        on_change: Callable[[], None] = lambda: None,
     ) -> None:
+        """`on_change` is called (on the event loop) whenever the state clients see has changed."""
         genre(config.start_style)  # validate early, naming the bad id
         self.config = config
         self.store = store
@@ -112,7 +122,8 @@ class Conductor:
         self.bar = 0.0  # playback position in bars
         self.now_playing: NowPlaying | None = None
         self.last_result: dict[str, object] | None = None
-        self.dirty = asyncio.Event()
+        self._on_change = on_change
+        self._tasks: set[asyncio.Task[None]] = set()  # round closes in flight, kept until done
         self._next_id = int(clock()) * 100  # round ids stay unique across restarts on a shared store
         self._closing = False
         self._prompt_dirty = False
@@ -197,12 +208,21 @@ class Conductor:
             self._prompt_dirty = True
         if bar >= self.moves.close_bar and not self._closing:
             self._closing = True
-            asyncio.get_running_loop().create_task(self._close(bar))
+            task = asyncio.get_running_loop().create_task(self._close(bar), name=f"close rounds at bar {bar}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         elif self._prompt_dirty and not self._closing:
             self._prompt_dirty = False
             section = self.config.schedule.section_for(bar + 1)
             self._schedule(self._build_prompt(section, ramp_bars=1), at_bar=None)
-        self.dirty.set()
+        self._on_change()
+
+    async def aclose(self) -> None:
+        """Cancel and await the round closes still in flight (the set is stopping)."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _close(self, bar: int) -> None:
         try:
@@ -250,7 +270,7 @@ class Conductor:
         self.moves = self._new_moves(bar + 1)
         if close_direction:
             self.direction = self._new_direction(bar + 1, promoted)
-        self.dirty.set()
+        self._on_change()
 
     def _live_tallies(self, ballot: Ballot, tallies: Mapping[str, int]) -> dict[str, int]:
         return {k: v for k, v in tallies.items() if ballot.option(k) is not None}
@@ -285,43 +305,43 @@ class Conductor:
     # ----- crowd input -----------------------------------------------------
     async def vote(self, device: str, round_id: int, option_id: str) -> None:
         if self.voting != "open":
-            raise ProtocolError("voting_paused", "voting is paused by the DJ; hold that thought")
+            raise Refused("voting_paused", "voting is paused by the DJ; hold that thought")
         ballot = self._ballot(round_id)
         if ballot is None:
             current = f"direction round {self.direction.id}, moves round {self.moves.id}"
-            raise ProtocolError("wrong_round", f"round {round_id} is not open (open: {current})")
+            raise Refused("wrong_round", f"round {round_id} is not open (open: {current})")
         option = ballot.option(option_id)
         if option is None:
             ids = ", ".join(o.id for o in ballot.live_options())
-            raise ProtocolError("unknown_option", f"option {option_id!r} is not on round {round_id} (options: {ids})")
+            raise Refused("unknown_option", f"option {option_id!r} is not on round {round_id} (options: {ids})")
         try:
             await self.store.vote(round_id, device, option_id)
         except RoundClosedError:
-            raise ProtocolError("wrong_round", f"round {round_id} just closed; vote in the next one") from None
+            raise Refused("wrong_round", f"round {round_id} just closed; vote in the next one") from None
         self.counters.votes += 1
         if self.mode == "anarchy" and ballot.kind == "direction":
             self.mix = agg.anarchy_vote(self.mix, option.style, self.config.aggregator)
             self._prompt_dirty = True
-        self.dirty.set()
+        self._on_change()
 
     async def suggest(self, device: str, text: str) -> dict[str, object]:
         try:
             clean = self.moderator.moderate(text)
             resolve(Prompt.of(clean))
         except SuggestionRefused as e:
-            raise ProtocolError("refused", str(e)) from None
+            raise Refused("refused", str(e)) from None
         except (UnknownStyleError, PromptError) as e:
-            raise ProtocolError("refused", str(e)) from None
+            raise Refused("refused", str(e)) from None
         s = await self.store.add_suggestion(clean, device, self.clock())
-        self.dirty.set()
+        self._on_change()
         return {"id": s.id, "text": s.text, "upvotes": s.upvotes}
 
     async def upvote(self, device: str, suggestion_id: str) -> dict[str, object]:
         try:
             s = await self.store.upvote(suggestion_id, device)
         except UnknownSuggestionError:
-            raise ProtocolError("unknown_suggestion", f"suggestion {suggestion_id!r} is gone or never was") from None
-        self.dirty.set()
+            raise Refused("unknown_suggestion", f"suggestion {suggestion_id!r} is gone or never was") from None
+        self._on_change()
         return {"id": s.id, "text": s.text, "upvotes": s.upvotes}
 
     # ----- the DJ ----------------------------------------------------------
@@ -347,21 +367,21 @@ class Conductor:
         landing = self._schedule(built, at_bar=None)
         if self.setlist is not None:
             self.setlist({"event": "override", "prompt": built.as_json(), "lands_at_bar": landing})
-        self.dirty.set()
+        self._on_change()
         return landing
 
     def set_voting(self, voting: str) -> None:
         if voting not in ("open", "paused"):
             raise ValueError(f"voting must be 'open' or 'paused', got {voting!r}")
         self.voting = voting
-        self.dirty.set()
+        self._on_change()
 
     def set_mode(self, mode: str) -> None:
         if mode not in ("democracy", "blend", "anarchy"):
             raise ValueError(f"mode must be democracy, blend or anarchy, got {mode!r}")
         self.mode = cast(agg.Mode, mode)
         self.home = self.mix
-        self.dirty.set()
+        self._on_change()
 
     async def veto(self, option_id: str) -> None:
         if option_id == agg.STAY:
@@ -371,7 +391,7 @@ class Conductor:
             self.direction.vetoed.add(option_id)
         if option_id.startswith("s:") or not on_ballot:  # a suggestion, on the ballot ("s:<id>") or the board
             await self.store.remove_suggestion(option_id.removeprefix("s:"))
-        self.dirty.set()
+        self._on_change()
 
     async def skip(self) -> None:
         """Close the direction round now; its result lands on the next phrase."""

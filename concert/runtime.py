@@ -77,12 +77,17 @@ class Runtime:
     fanout: Fanout = field(default_factory=Fanout)
     outputs: list[Output] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    news: asyncio.Event = field(default_factory=asyncio.Event)  # set when what clients see has changed
     started: float = field(default_factory=time.time)
     broadcasts: int = 0  # state frames published
 
     @property
     def clients(self) -> int:
         return len(self.fanout)
+
+    def clients_changed(self) -> None:
+        """A client joined or left: the count in the state frame changed."""
+        self.news.set()
 
     async def publish_loop(self) -> None:
         """Publish state when something changed, at most config.state_hz times a second.
@@ -92,8 +97,8 @@ class Runtime:
         """
         while True:
             period = max(1.0 / self.config.state_hz, self.clients / self.config.max_frames_per_s)
-            await self.conductor.dirty.wait()
-            self.conductor.dirty.clear()
+            await self.news.wait()
+            self.news.clear()
             try:
                 state = await self.conductor.state(self.clients)
             except Exception:
@@ -166,12 +171,14 @@ async def running(config: ServeConfig) -> AsyncIterator[Runtime]:
             start_style=config.start_style,
         )
         lookahead, failover = _lookaheads(config, source)
+        news = asyncio.Event()
         conductor = Conductor(
             cconf,
             store,
             failover if failover is not None else source,
             moderator=Moderator(ModerationConfig(), load_wordlist("artists"), load_wordlist("blocked_words")),
             setlist=recorder.log if recorder is not None else None,
+            on_change=news.set,
         )
         reader: BlockReader = failover if failover is not None else lookahead
         (failover or lookahead).start()
@@ -184,6 +191,7 @@ async def running(config: ServeConfig) -> AsyncIterator[Runtime]:
         player = Player(reader, outputs, conductor.on_block)
         rt = Runtime(config, store, source, lookahead, conductor, stream, player, DeviceSigner(config.secret))
         rt.failover = failover
+        rt.news = news
         rt.outputs = outputs
         rt.tasks = [
             asyncio.create_task(player.run(), name="player"),
@@ -197,6 +205,7 @@ async def running(config: ServeConfig) -> AsyncIterator[Runtime]:
             for t in rt.tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await t
+            await conductor.aclose()
             (failover or lookahead).close()
             for out in outputs:
                 with contextlib.suppress(Exception):

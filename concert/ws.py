@@ -13,6 +13,7 @@ import time
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from concert.conductor import Refused
 from concert.identity import COOKIE_NAME
 from concert.protocol import (
     MAX_FRAME_BYTES,
@@ -50,7 +51,7 @@ async def audience_socket(ws: WebSocket) -> None:
         hello = {"type": "hello", "device": token, "join_url": rt.config.join_url, "state": state}
         await ws.send_text(json.dumps(hello))  # always the first frame: subscribe only after it
         sub = rt.fanout.subscribe(ws.send_text)
-        rt.conductor.dirty.set()  # the client count changed, and anything since `state` is re-sent
+        rt.clients_changed()  # and anything since `state` is re-sent
         while True:
             msg = await ws.receive()
             if msg["type"] == "websocket.disconnect":
@@ -74,7 +75,7 @@ async def audience_socket(ws: WebSocket) -> None:
     finally:
         if sub is not None:
             await rt.fanout.unsubscribe(sub)
-            rt.conductor.dirty.set()
+            rt.clients_changed()
 
 
 async def handle(rt: Runtime, device: str, text: str) -> str:
@@ -93,7 +94,7 @@ async def handle(rt: Runtime, device: str, text: str) -> str:
         if isinstance(msg, Ping):
             return json.dumps({"type": "pong"})
         raise ProtocolError("unknown_type", "unsupported message")
-    except ProtocolError as e:
+    except (ProtocolError, Refused) as e:
         return error_frame(e.code, e.message)
     except Exception:
         log.exception("handling a client frame failed")

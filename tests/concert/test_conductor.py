@@ -8,9 +8,8 @@ from collections.abc import Mapping
 import pytest
 
 from concert import aggregator as agg
-from concert.conductor import Conductor, ConductorConfig
+from concert.conductor import Conductor, ConductorConfig, Refused
 from concert.moderation import ModerationConfig, Moderator, load_wordlist
-from concert.protocol import ProtocolError
 from concert.rounds import Schedule
 from concert.store.memory import MemoryStore
 from engine.prompt import Prompt, PromptError
@@ -28,8 +27,20 @@ class Set:
         config = ConductorConfig(schedule=schedule, aggregator=agg.AggregatorConfig(mode=mode))  # type: ignore[arg-type]
         self.store = MemoryStore()
         moderator = Moderator(ModerationConfig(), load_wordlist("artists"), load_wordlist("blocked_words"))
-        self.c = Conductor(config, self.store, self.source, moderator=moderator, setlist=self._log, clock=lambda: 1e9)
+        self.news = 0  # on_change calls
+        self.c = Conductor(
+            config,
+            self.store,
+            self.source,
+            moderator=moderator,
+            setlist=self._log,
+            clock=lambda: 1e9,
+            on_change=self._news,
+        )
         self.playing: list[NowPlaying] = []
+
+    def _news(self) -> None:
+        self.news += 1
 
     def _log(self, event: Mapping[str, object]) -> None:
         self.events.append(dict(event))
@@ -117,10 +128,10 @@ def test_anarchy_votes_nudge_the_mix_at_once_and_decay() -> None:
 def test_suggestions_are_moderated_then_promoted_into_the_ballot() -> None:
     async def main() -> None:
         s = Set()
-        with pytest.raises(ProtocolError) as e:
+        with pytest.raises(Refused) as e:
             await s.c.suggest("a", "in the style of Daft Punk")
         assert e.value.code == "refused"
-        with pytest.raises(ProtocolError) as e:
+        with pytest.raises(Refused) as e:
             await s.c.suggest("a", "something nice")  # names nothing playable
         assert e.value.code == "refused" and "genre" in e.value.message
         sug = await s.c.suggest("a", "dark  rolling <b>techno</b>")
@@ -143,7 +154,7 @@ def test_veto_pause_and_bad_prompts_never_stop_the_music() -> None:
         victim = next(o for o in d.options if o.style is not None).id
         await s.c.vote("a", d.id, victim)
         await s.c.veto(victim)
-        with pytest.raises(ProtocolError) as e:
+        with pytest.raises(Refused) as e:
             await s.c.vote("b", d.id, victim)
         assert e.value.code == "unknown_option"
         state = await s.c.state(clients=0)
@@ -151,7 +162,7 @@ def test_veto_pause_and_bad_prompts_never_stop_the_music() -> None:
         with pytest.raises(ValueError):
             await s.c.veto("stay")
         s.c.set_voting("paused")
-        with pytest.raises(ProtocolError) as e:
+        with pytest.raises(Refused) as e:
             await s.c.vote("b", d.id, "stay")
         assert e.value.code == "voting_paused"
         s.c.set_voting("open")
@@ -178,5 +189,29 @@ def test_blend_mode_weights_follow_vote_shares() -> None:
         mix = dict(s.c.mix)
         assert mix[a] > mix[b] > 0
         assert mix[a] / mix[b] == pytest.approx(3.0, rel=0.05)
+
+    run(main)
+
+
+def test_a_round_close_in_flight_is_kept_and_cancelled_on_close() -> None:
+    async def main() -> None:
+        s = Set()
+        started, cancelled = asyncio.Event(), asyncio.Event()
+
+        async def stuck_close(round_id: int) -> dict[str, int]:  # a store that never answers
+            started.set()
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                cancelled.set()
+                raise
+            return {}
+
+        s.store.close_round = stuck_close  # type: ignore[method-assign]
+        await s.bars(2)  # the moves round closes at bar 1
+        assert started.is_set() and not cancelled.is_set()
+        assert s.news >= 2  # every bar is news for the clients
+        await asyncio.wait_for(s.c.aclose(), 5)
+        assert cancelled.is_set()
 
     run(main)
