@@ -31,13 +31,13 @@ import math
 import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 from engine.prompt import StyleWeight
 
 Mix = tuple[tuple[str, float], ...]  # (style, weight) pairs: weights > 0, sum 1, descending weight then style
-Mode = Literal["democracy", "blend", "anarchy"]
-MODES: tuple[str, ...] = ("democracy", "blend", "anarchy")
+CrowdMode = Literal["democracy", "blend", "anarchy"]  # how votes fold into the mix (not a musical mode)
+CROWD_MODES: tuple[str, ...] = get_args(CrowdMode)
 STAY = "stay"  # option id of "keep the current mix" on both ballots
 
 _SUM_TOL = 1e-6  # how far from 1 the weights of a mix handed in may sum
@@ -278,7 +278,7 @@ def _check_int(name: str, v: object, lo: int) -> None:
 
 @dataclass(frozen=True)
 class AggregatorConfig:
-    mode: Mode = "democracy"  # "democracy", "blend" or "anarchy" (see module docstring)
+    mode: CrowdMode = "democracy"  # "democracy", "blend" or "anarchy" (see module docstring)
     inertia: float = 0.25  # share of the previous mix kept after a round, 0..1
     quorum: int = 1  # votes needed for a round to change anything, >= 1
     min_weight: float = 0.05  # styles under this share are dropped from a mix, 0..0.5
@@ -286,8 +286,8 @@ class AggregatorConfig:
     anarchy_half_life_bars: float = 8.0  # bars for anarchy vote pressure to halve, >= 0.001
 
     def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.mode not in CROWD_MODES:
+            raise ValueError(f"mode must be one of {CROWD_MODES}, got {self.mode!r}")
         _check_number("inertia", self.inertia, 0.0, 1.0)
         _check_int("quorum", self.quorum, 1)
         _check_number("min_weight", self.min_weight, 0.0, 0.5)

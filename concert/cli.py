@@ -8,8 +8,9 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from concert.config import MODES, OUTPUTS, ServeConfig
-from engine.backends import BACKENDS, PRECISIONS
+from concert.aggregator import CROWD_MODES
+from concert.config import OUTPUTS, ServeConfig
+from engine.backends import BACKENDS, DEFAULT_BACKEND, DEFAULT_PRECISION, PRECISIONS
 
 MODEL_HELP = "musicgen: a local MusicGen folder (HF format); embedded: a weights folder instead of the shipped one"
 PRECISION_HELP = "token backends: int8 weights (fastest on CPU), bfloat16 or float32"
@@ -53,6 +54,10 @@ def _serve(args: argparse.Namespace) -> int:
     except PreflightError as e:
         print(f"concert serve: {e}", file=sys.stderr)
         return 2
+    if config.backend != "synth":  # the token model's threads, set once here: the other core serves the crowd
+        import torch
+
+        torch.set_num_threads(config.torch_threads)
     print(f"concert: audience page  {config.join_url}", flush=True)
     print(f"concert: listener page  {config.join_url}listen", flush=True)
     print(f"concert: DJ console     {config.join_url}dj?token={config.dj_token}", flush=True)
@@ -231,7 +236,7 @@ def _add_training_parsers(sub: argparse._SubParsersAction) -> None:  # type: ign
     v = sub.add_parser("eval", parents=[common], help="score the embedded model; the last line is one JSON object")
     v.add_argument("--weights", type=Path, default=None, help="weights folder (default: the shipped weights)")
     v.add_argument("--set-seconds", type=float, default=3600.0, help="audio generated for the scripted set")
-    v.add_argument("--precision", choices=PRECISIONS, default="int8", help=PRECISION_HELP)
+    v.add_argument("--precision", choices=PRECISIONS, default=DEFAULT_PRECISION, help=PRECISION_HELP)
     v.add_argument("--out", type=Path, default=None, help="folder for the PNGs, WAV and eval.json")
     v.add_argument("--json", action="store_true", help="print only the JSON line")
     v.set_defaults(func=_eval)
@@ -242,22 +247,36 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("serve", help="run a live set: audience page, websocket votes, HTTP stream")
-    s.add_argument("--host", default="127.0.0.1", help="interface to bind (0.0.0.0 for phones on the LAN)")
-    s.add_argument("--port", type=int, default=8000)
-    s.add_argument("--store", default="memory://", help="memory:// or redis://host:port/db")
-    s.add_argument("--output", choices=OUTPUTS, default="none", help="local output besides the HTTP /stream")
+    s.add_argument("--host", default=ServeConfig.host, help="interface to bind (0.0.0.0 for phones on the LAN)")
+    s.add_argument("--port", type=int, default=ServeConfig.port)
+    s.add_argument("--store", default=ServeConfig.store, help="memory:// or redis://host:port/db")
+    s.add_argument(
+        "--output", choices=OUTPUTS, default=ServeConfig.output, help="local output besides the HTTP /stream"
+    )
     s.add_argument("--device", default=None, help="sound device for --output speakers")
     s.add_argument("--record", type=Path, default=None, help="directory for the recording and setlist")
-    s.add_argument("--round-bars", type=int, default=8, help="bars per phrase / live-moves round")
-    s.add_argument("--song-phrases", type=int, default=4, help="phrases per song (direction round)")
-    s.add_argument("--mode", choices=MODES, default="democracy")
-    s.add_argument("--backend", choices=BACKENDS, default="synth")
+    s.add_argument("--round-bars", type=int, default=ServeConfig.round_bars, help="bars per phrase / live-moves round")
+    s.add_argument(
+        "--song-phrases", type=int, default=ServeConfig.song_phrases, help="phrases per song (direction round)"
+    )
+    s.add_argument("--mode", choices=CROWD_MODES, default=ServeConfig.mode)
+    s.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND)
     s.add_argument("--model", type=Path, default=None, help=MODEL_HELP)
-    s.add_argument("--precision", choices=PRECISIONS, default="int8", help=PRECISION_HELP)
-    s.add_argument("--torch-threads", type=int, default=1, help="token backends: torch threads (one core stays free)")
-    s.add_argument("--crossfade", type=float, default=0.4, help="seconds of crossfade when the synth covers a lag")
-    s.add_argument("--style", default="house", help="genre id the set opens with")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--precision", choices=PRECISIONS, default=DEFAULT_PRECISION, help=PRECISION_HELP)
+    s.add_argument(
+        "--torch-threads",
+        type=int,
+        default=ServeConfig.torch_threads,
+        help="token backends: torch threads (one core stays free)",
+    )
+    s.add_argument(
+        "--crossfade",
+        type=float,
+        default=ServeConfig.crossfade,
+        help="seconds of crossfade when the synth covers a lag",
+    )
+    s.add_argument("--style", default=ServeConfig.start_style, help="genre id the set opens with")
+    s.add_argument("--seed", type=int, default=ServeConfig.seed)
     s.add_argument("--dj-token", default=None, help="operator console token (random if omitted)")
     s.add_argument("--public-url", default=None, help="URL for the QR code, e.g. http://192.168.1.20:8000/")
     s.add_argument("--log-level", default="info")
@@ -268,9 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seconds", type=float, required=True)
     r.add_argument("--out", type=Path, required=True, help="output file (.wav, .flac, .ogg, .mp3)")
     r.add_argument("--script", type=Path, default=None, help="steering JSON: [{at, prompt, bpm?, energy?}]")
-    r.add_argument("--backend", choices=BACKENDS, default="synth")
+    r.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND)
     r.add_argument("--model", type=Path, default=None, help=MODEL_HELP)
-    r.add_argument("--precision", choices=PRECISIONS, default="int8", help=PRECISION_HELP)
+    r.add_argument("--precision", choices=PRECISIONS, default=DEFAULT_PRECISION, help=PRECISION_HELP)
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--round-bars", type=int, default=8, help="bars per phrase for the arrangement")
     r.set_defaults(func=_render)
@@ -284,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--clients", type=int, default=1000)
     b.add_argument("--rate", type=float, default=500.0, help="total votes per second")
     b.add_argument("--seconds", type=float, default=None, help="votes: voting time (20); synth: audio rendered (60)")
-    b.add_argument("--store", default="memory://")
+    b.add_argument("--store", default=ServeConfig.store)
     b.add_argument("--json", action="store_true", help="print only the JSON line")
     b.set_defaults(func=_bench)
     _add_training_parsers(sub)

@@ -21,9 +21,10 @@ from prometheus_client import Histogram
 
 from concert import aggregator as agg
 from concert.moderation import Moderator, SuggestionRefused
-from concert.rounds import Schedule
+from concert.rounds import Schedule, seconds_until
 from concert.store.base import RoundClosedError, Store, UnknownSuggestionError
 from engine.interpret import resolve
+from engine.meter import clamp_bpm
 from engine.prompt import Prompt, PromptError, StyleWeight
 from engine.source import Chunk, NowPlaying, Steerable
 from engine.styles import GENRES, UnknownStyleError, genre
@@ -51,7 +52,6 @@ class ConductorConfig:
     style_options: int = 3  # genres offered per direction round besides "stay"
     suggestion_options: int = 2  # top crowd suggestions promoted into each direction round
     ramp_bars: int = 4  # bars over which a direction change glides in
-    beats_per_bar: int = 4  # beats per bar (all genres here are in 4/4)
 
 
 @dataclass
@@ -171,7 +171,7 @@ class Conductor:
         base = Prompt(mix=tuple(StyleWeight(s, w) for s, w in self.mix))
         ctl = resolve(base)
         energy = min(1.0, max(0.0, ctl.energy + self.live.energy_offset))
-        bpm = min(200.0, max(50.0, ctl.bpm + self.live.bpm_offset))
+        bpm = clamp_bpm(ctl.bpm + self.live.bpm_offset)
         return replace(base, bpm=bpm, energy=energy, section=section, ramp_bars=ramp_bars)  # type: ignore[arg-type]
 
     def _schedule(self, prompt: Prompt, at_bar: int | None) -> int:
@@ -377,9 +377,9 @@ class Conductor:
         self._on_change()
 
     def set_mode(self, mode: str) -> None:
-        if mode not in ("democracy", "blend", "anarchy"):
-            raise ValueError(f"mode must be democracy, blend or anarchy, got {mode!r}")
-        self.mode = cast(agg.Mode, mode)
+        if mode not in agg.CROWD_MODES:
+            raise ValueError(f"mode must be one of {', '.join(agg.CROWD_MODES)}, got {mode!r}")
+        self.mode = cast(agg.CrowdMode, mode)
         self.home = self.mix
         self._on_change()
 
@@ -409,7 +409,7 @@ class Conductor:
     # ----- state -------------------------------------------------------------
     def seconds_until(self, bar: int) -> float:
         bpm = self.now_playing.bpm if self.now_playing and self.now_playing.bpm > 0 else 120.0
-        return max(0.0, (bar - self.bar) * self.config.beats_per_bar * 60.0 / bpm)
+        return seconds_until(self.bar, bar, bpm)
 
     async def state(self, clients: int) -> dict[str, Any]:
         d, m = self.direction, self.moves

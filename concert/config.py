@@ -8,10 +8,10 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.backends import BACKENDS, PRECISIONS
+from concert.aggregator import CROWD_MODES
+from engine.backends import BACKENDS, DEFAULT_BACKEND, DEFAULT_PRECISION, PRECISIONS
 
 OUTPUTS = ("none", "speakers")
-MODES = ("democracy", "blend", "anarchy")
 
 
 @dataclass(frozen=True)
@@ -25,9 +25,9 @@ class ServeConfig:
     song_phrases: int = 4  # phrases per song; the direction round closes at the song's end
     close_lead_bars: int | None = None  # bars before a boundary a round closes; None = 2 (0 when round_bars is 1)
     mode: str = "democracy"  # democracy | blend | anarchy
-    backend: str = "synth"  # audio source: synth | embedded (the trained token model) | musicgen
+    backend: str = DEFAULT_BACKEND  # audio source: synth | embedded (the trained token model) | musicgen
     model_path: Path | None = None  # musicgen: a local MusicGen folder (required); embedded: a weights folder
-    precision: str = "int8"  # token model weights: int8 (fastest on CPU) | bfloat16 | float32
+    precision: str = DEFAULT_PRECISION  # token model weights: int8 (fastest on CPU) | bfloat16 | float32
     torch_threads: int = 1  # intra-op threads for a token-model backend (the other core serves the crowd)
     start_style: str = "house"  # genre id the set opens with
     seed: int = 0  # sampling seed of the source
@@ -46,8 +46,8 @@ class ServeConfig:
     def __post_init__(self) -> None:
         if self.output not in OUTPUTS:
             raise ValueError(f"output must be one of {OUTPUTS}, got {self.output!r}")
-        if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.mode not in CROWD_MODES:
+            raise ValueError(f"mode must be one of {CROWD_MODES}, got {self.mode!r}")
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
         if self.backend == "musicgen" and self.model_path is None:

@@ -18,7 +18,7 @@ import soundfile as sf
 
 from concert.moderation import ModerationConfig, Moderator, SuggestionRefused, load_wordlist
 from concert.rounds import Schedule
-from engine.backends import BackendConfig, build_source
+from engine.backends import DEFAULT_BACKEND, DEFAULT_PRECISION, BackendConfig, build_source
 from engine.interpret import resolve
 from engine.prompt import Prompt, PromptError, prompt_from_json
 from engine.styles import UnknownStyleError
@@ -101,9 +101,9 @@ def render_to_file(
     seconds: float,
     out: Path,
     script: Path | None = None,
-    backend: str = "synth",
+    backend: str = DEFAULT_BACKEND,
     model_path: Path | None = None,
-    precision: str = "int8",
+    precision: str = DEFAULT_PRECISION,
     seed: int = 0,
     round_bars: int = 8,
 ) -> RenderInfo:

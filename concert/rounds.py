@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from engine.meter import BEATS_PER_BAR
 from engine.prompt import Section
 
 
@@ -112,7 +113,7 @@ class Schedule:
         return self.arrangement()[self.phrase_in_song(bar)]
 
 
-def seconds_until(bar_now: float, target_bar: int, bpm: float, beats_per_bar: int = 4) -> float:
+def seconds_until(bar_now: float, target_bar: int, bpm: float, beats_per_bar: int = BEATS_PER_BAR) -> float:
     """Seconds from (fractional) bar position `bar_now` until the start of `target_bar`, 0 once passed.
 
     bpm: beats per minute; beats_per_bar: beats in one bar (4 for 4/4).

@@ -34,10 +34,6 @@ log = logging.getLogger(__name__)
 
 
 def build_source(config: ServeConfig) -> AudioSource:
-    if config.backend != "synth":  # the token model: keep a core free for the web server
-        import torch
-
-        torch.set_num_threads(config.torch_threads)
     return backends.build_source(
         backends.BackendConfig(
             name=config.backend,
@@ -167,7 +163,7 @@ async def running(config: ServeConfig) -> AsyncIterator[Runtime]:
         )
         cconf = ConductorConfig(
             schedule=schedule,
-            aggregator=agg.AggregatorConfig(mode=cast(agg.Mode, config.mode)),
+            aggregator=agg.AggregatorConfig(mode=cast(agg.CrowdMode, config.mode)),
             start_style=config.start_style,
         )
         lookahead, failover = _lookaheads(config, source)

@@ -19,15 +19,17 @@ if TYPE_CHECKING:
     from engine.lm import TokenLM
 
 BACKENDS = ("synth", "embedded", "musicgen")
+DEFAULT_BACKEND = "synth"  # what `concert serve` and `concert render` play unless told otherwise
 PRECISIONS = ("int8", "bfloat16", "float32")
+DEFAULT_PRECISION = "int8"  # token model weights unless told otherwise: the fastest on CPU
 
 
 @dataclass(frozen=True)
 class BackendConfig:
-    name: str = "synth"  # synth | embedded | musicgen
+    name: str = DEFAULT_BACKEND  # synth | embedded | musicgen
     seed: int = 0  # sampling / rendering seed
     sample_rate: int = 24000  # Hz; the synth's rate (the token backends' codecs declare their own)
-    precision: str = "int8"  # token model weights: int8 (weight-only, bfloat16 activations; fastest on CPU),
+    precision: str = DEFAULT_PRECISION  # token model weights: int8 (weight-only, bfloat16 activations; fastest on CPU),
     # bfloat16 or float32; attention runs in float32 on CPU whichever (engine.lm.TokenLM.attention_dtype)
     model_path: Path | None = None  # musicgen: a local MusicGen checkpoint folder (HF format); embedded: a weights
     # folder (engine.weights) instead of the shipped one

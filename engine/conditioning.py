@@ -15,8 +15,8 @@ import torch
 from torch import Tensor
 
 from engine.interpret import Controls, resolve
+from engine.meter import BEATS_PER_BAR
 from engine.prompt import SECTIONS, Prompt
-from engine.synth.tempo import BEATS_PER_BAR
 
 BPM_CENTRE = 120.0  # beats per minute mapped to feature 0
 BPM_SCALE = 60.0  # beats per minute per unit of the tempo feature

@@ -32,12 +32,12 @@ from engine.guidance import guided_prefill, guided_step, style_rows
 from engine.interpret import Controls
 from engine.lm import TokenLM
 from engine.lm_stream import LMStream
+from engine.meter import BEATS_PER_BAR
 from engine.patterns import complete_frames, delayed_step_mask
 from engine.prompt import Prompt
 from engine.sampling import sample
 from engine.source import Chunk, NowPlaying
 from engine.styles import GENRE_IDS
-from engine.synth.tempo import BEATS_PER_BAR
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from engine.meter import BPM_MAX, BPM_MIN
 from engine.styles import GENRE_IDS, genre
 
 Mode = Literal["major", "minor"]
@@ -17,8 +18,6 @@ Section = Literal["intro", "build", "drop", "breakdown"]
 MODES: tuple[str, ...] = ("major", "minor")
 SECTIONS: tuple[str, ...] = ("intro", "build", "drop", "breakdown")
 
-BPM_MIN = 40.0  # slowest tempo any source accepts, beats per minute
-BPM_MAX = 220.0  # fastest tempo any source accepts, beats per minute
 
 
 class PromptError(ValueError):
