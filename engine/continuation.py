@@ -33,10 +33,11 @@ from engine.interpret import Controls
 from engine.lm import TokenLM
 from engine.lm_stream import LMStream
 from engine.meter import BEATS_PER_BAR
-from engine.patterns import complete_frames, delayed_step_mask
+from engine.patterns import complete_frames, delayed_step_mask, revert_delay_pattern
 from engine.prompt import Prompt
 from engine.sampling import sample
 from engine.source import Chunk, NowPlaying
+from engine.steering import Steering
 from engine.styles import GENRE_IDS
 
 
@@ -142,13 +143,6 @@ class StyleConditioner:
         return style_rows(self.lm, w[None], controls)  # (2, dim), (1, 1)
 
 
-@dataclass
-class _Change:
-    bar: int  # landing bar
-    target: Any  # the conditioner's state where the glide ends
-    ramp_bars: int  # bars the glide takes
-
-
 class TokenSource:
     """An AudioSource over a token LM and a codec; `conditioner` defaults to the embedded model's style rows."""
 
@@ -177,11 +171,7 @@ class TokenSource:
         self.conditioner: Conditioner[Any] = StyleConditioner(self.lm) if conditioner is None else conditioner
         self._lock = threading.Lock()
         cond = self.conditioner.condition(prompt)
-        self._from = cond  # glide start
-        self._to = cond  # glide end
-        self._glide_start = 0.0  # bar where the glide started
-        self._glide_bars = 0
-        self._pending: list[_Change] = []
+        self._steering: Steering[Any] = Steering(cond, self.conditioner.blend)  # guarded by _lock
         self._generator = torch.Generator().manual_seed(config.seed)
         self._stream_cm = self.lm.streaming(batch_size=self.conditioner.batch_size(cond))
         self._stream = self._stream_cm.__enter__()
@@ -212,8 +202,7 @@ class TokenSource:
         target = self.conditioner.condition(prompt)  # raises on a bad prompt: nothing changes
         with self._lock:
             land = self._next_bar if at_bar is None else max(at_bar, self._next_bar)
-            self._pending = [c for c in self._pending if c.bar < land]
-            self._pending.append(_Change(land, target, prompt.ramp_bars))
+            self._steering.schedule(target, land, prompt.ramp_bars)
             return land
 
     def next_chunk(self) -> Chunk:
@@ -232,34 +221,28 @@ class TokenSource:
     def _conditioning(self) -> tuple[Tensor | None, Tensor]:
         """Guidance rows and their weights at the current bar (see `Conditioner.rows`), landing pending changes."""
         with self._lock:
-            while self._pending and self._pending[0].bar <= self._bar_pos:
-                change = self._pending.pop(0)
-                here = self._glide_fraction()
-                self._from = self.conditioner.blend(self._from, self._to, here) if here < 1 else self._to
-                self._to = change.target
-                self._glide_start = float(change.bar)
-                self._glide_bars = change.ramp_bars
-            start, end, a = self._from, self._to, self._glide_fraction()
+            self._steering.advance(self._bar_pos)
+            glide = self._steering.glide
+        a = glide.fraction(self._bar_pos)
         K = self.lm.config.num_codebooks
-        bars_per_frame = self._bpm() / 60.0 / BEATS_PER_BAR / self.codec.frame_rate
         clocked = max(0, self._steps - K + 1)  # frames the bar clock has already moved past
-        bar = self._bar_pos + (self._steps + 0.5 - clocked) * bars_per_frame  # centre of frame `steps`
-        return self.conditioner.rows(self._stream, start, end, a, bar)
-
-    def _glide_fraction(self) -> float:
-        if self._glide_bars <= 0:
-            return 1.0
-        return float(min(1.0, max(0.0, (self._bar_pos - self._glide_start) / self._glide_bars)))
+        bar = self._bar_pos + (self._steps + 0.5 - clocked) * self._bars_per_frame()  # centre of frame `steps`
+        return self.conditioner.rows(self._stream, glide.start, glide.end, a, bar)
 
     def _bpm(self) -> float:
-        a = self._glide_fraction()
-        return (1 - a) * self._from.controls.bpm + a * self._to.controls.bpm
+        glide = self._steering.glide
+        a = glide.fraction(self._bar_pos)
+        return (1 - a) * glide.start.controls.bpm + a * glide.end.controls.bpm
+
+    def _bars_per_frame(self) -> float:
+        """Bars one codec frame lasts at the current tempo."""
+        return self._bpm() / 60.0 / BEATS_PER_BAR / self.codec.frame_rate
 
     def _generate(self, frames: int) -> Tensor:
         """Run the model until `frames` more original frames are complete; returns them (1, K, frames)."""
         K = self.lm.config.num_codebooks
         stream, cfg = self._stream, self.config
-        hop, rate = self.codec.hop_length, self.codec.frame_rate
+        hop = self.codec.hop_length
         target = complete_frames(self._steps, K) + frames
         with torch.inference_mode():
             while complete_frames(self._steps, K) < target:
@@ -284,7 +267,7 @@ class TokenSource:
                     self._cond_history = past[:, -cfg.window :]
                 self._steps += 1
                 if self._steps >= K:  # frame steps - K is complete: the bar clock moves one frame
-                    self._advance_clock(hop, rate)
+                    self._advance_clock(hop)
                 if stream.length + 1 > cfg.window:  # re-prime from the last window - stride steps
                     keep = self._history[:, :, -(cfg.window - cfg.stride) :]  # (1, K, window - stride)
                     kept = None if self._cond_history is None else self._cond_history[:, -keep.shape[2] :]
@@ -293,13 +276,12 @@ class TokenSource:
                 else:
                     self._logits = guided_step(stream, tok[:, :, None], weights, cfg.cfg_scale, cond)
         # the last `frames` complete frames: codebook k of frame t sits at delayed step t + k
-        delayed = self._history[:, :, -(frames + K - 1) :]  # (1, K, frames + K - 1)
-        return torch.stack([delayed[:, k, k : k + frames] for k in range(K)], dim=1)  # (1, K, frames)
+        return revert_delay_pattern(self._history[:, :, -(frames + K - 1) :])  # (1, K, frames)
 
-    def _advance_clock(self, hop: int, rate: int) -> None:
+    def _advance_clock(self, hop: int) -> None:
         """Move the bar clock over the frame just completed, noting every bar that starts inside it."""
         frame_index = self._steps - self.lm.config.num_codebooks  # original frame just completed
-        bars_per_frame = self._bpm() / 60.0 / BEATS_PER_BAR / rate
+        bars_per_frame = self._bars_per_frame()
         before = self._bar_pos
         self._bar_pos += bars_per_frame
         with self._lock:
@@ -309,12 +291,13 @@ class TokenSource:
                 self._next_bar += 1
 
     def _now_playing(self) -> NowPlaying:
-        a = self._glide_fraction()
-        weights = torch.lerp(self._from.weights, self._to.weights, a).numpy()  # (num_genres,)
+        glide = self._steering.glide
+        a = glide.fraction(self._bar_pos)
+        weights = torch.lerp(glide.start.weights, glide.end.weights, a).numpy()  # (num_genres,)
         mix = tuple((GENRE_IDS[i], float(v)) for i, v in enumerate(weights) if v > 0.01)
-        target = self._to.controls
-        energy = (1 - a) * self._from.controls.energy + a * target.energy
-        section = target.section if a > 0 or self._glide_bars == 0 else self._from.controls.section
+        target = glide.end.controls
+        energy = (1 - a) * glide.start.controls.energy + a * target.energy
+        section = target.section if a > 0 or glide.ramp == 0 else glide.start.controls.section
         return NowPlaying(GENRE_IDS[int(np.argmax(weights))], self._bpm(), section, float(energy), mix)
 
     def close(self) -> None:

@@ -70,6 +70,18 @@ class Controls:
     def dominant(self) -> str:
         return GENRE_IDS[int(np.argmax(self.weights))]
 
+    def lerp(self, other: Controls, a: float) -> Controls:
+        """A fraction `a` (0..1) of the way to `other`: weights, tempo, energy and brightness glide linearly;
+        mode and section are `other`'s (they switch where a change lands)."""
+        return Controls(
+            self.weights + (other.weights - self.weights) * a,
+            self.bpm + (other.bpm - self.bpm) * a,
+            self.energy + (other.energy - self.energy) * a,
+            self.brightness + (other.brightness - self.brightness) * a,
+            other.mode,
+            other.section,
+        )
+
 
 def interpret(style: str) -> Interpretation:
     """Map a genre id or free text to genre weights and control nudges."""

@@ -1,22 +1,19 @@
-"""Prompt changes on the bar clock: where they land and how they glide (pure, not thread-safe).
+"""The synth's bar plans: `engine.steering.Steering` over `Controls`, read once per bar (pure, not thread-safe).
 
-A change lands on a bar and glides over `ramp_bars` bars: genre weights, tempo,
-energy and brightness move linearly from their value at the landing downbeat to
-the target; mode and section switch at the landing bar. Values are defined at
-downbeats; bar b is rendered from its start value (downbeat b) to its end value
-(downbeat b + 1), so the curves are continuous unless `ramp_bars` is 0.
-
-Pending changes: a new change replaces every pending change that lands on the
-same or a later bar; earlier pending changes stay and land first.
+Steering owns where changes land and how they glide (genre weights, tempo, energy and brightness move linearly
+from their value at the landing downbeat to the target); mode and section switch at the landing bar. Values are
+defined at downbeats; bar b is rendered from its start value (downbeat b) to its end value (downbeat b + 1), so
+the curves are continuous unless `ramp_bars` is 0.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from engine.interpret import Controls
+from engine.steering import Steering
 
 
 @dataclass(frozen=True)
@@ -46,19 +43,6 @@ class Level:
 
 
 @dataclass(frozen=True)
-class Glide:
-    start: Level  # value at the landing downbeat
-    end: Level  # target, reached `ramp` bars later
-    land: int  # bar index of the landing downbeat
-    ramp: int  # bars, 0 = jump
-
-    def at(self, downbeat: int) -> Level:
-        if self.ramp == 0:
-            return self.end if downbeat >= self.land else self.start
-        return self.start.lerp(self.end, (downbeat - self.land) / self.ramp)
-
-
-@dataclass(frozen=True)
 class BarPlan:
     """Everything the renderer needs to know about one bar's controls."""
 
@@ -81,49 +65,31 @@ class BarPlan:
         )
 
 
-@dataclass(frozen=True)
-class _Change:
-    land: int  # bar index
-    controls: Controls
-    ramp: int  # bars
-
-
-@dataclass
 class PromptSchedule:
-    """Owns the glide in force and the pending changes; `plan(bar)` must be called for bars 0, 1, 2, ..."""
+    """The controls' steering plus the section bookkeeping; `plan(bar)` must be called for bars 0, 1, 2, ..."""
 
-    initial: Controls
-    _glide: Glide = field(init=False)
-    _mode: str = field(init=False)
-    _section: str = field(init=False)
-    _section_start: int = field(init=False, default=0)
-    _previous_section: str | None = field(init=False, default=None)
-    _pending: list[_Change] = field(init=False, default_factory=list)
-
-    def __post_init__(self) -> None:
-        level = Level.of(self.initial)
-        self._glide = Glide(level, level, 0, 0)
-        self._mode = self.initial.mode
-        self._section = self.initial.section
+    def __init__(self, initial: Controls) -> None:
+        self._steering: Steering[Controls] = Steering(initial, Controls.lerp)
+        self._mode = initial.mode
+        self._section = initial.section
+        self._section_start = 0
+        self._previous_section: str | None = None
 
     def schedule(self, controls: Controls, land: int, ramp: int) -> None:
         """Queue a change at bar `land` (the caller guarantees it is not yet planned)."""
-        self._pending = [c for c in self._pending if c.land < land]
-        self._pending.append(_Change(land, controls, ramp))
+        self._steering.schedule(controls, land, ramp)
 
     def plan(self, bar: int) -> BarPlan:
-        while self._pending and self._pending[0].land <= bar:
-            c = self._pending.pop(0)
-            self._glide = Glide(self._glide.at(c.land), Level.of(c.controls), c.land, c.ramp)
-            self._mode = c.controls.mode
-            if c.controls.section != self._section:
+        for change in self._steering.advance(bar):
+            self._mode = change.target.mode
+            if change.target.section != self._section:
                 self._previous_section = self._section
-                self._section = c.controls.section
-                self._section_start = c.land
+                self._section = change.target.section
+                self._section_start = change.land
         return BarPlan(
             bar=bar,
-            start=self._glide.at(bar),
-            end=self._glide.at(bar + 1),
+            start=Level.of(self._steering.value(bar)),
+            end=Level.of(self._steering.value(bar + 1)),
             mode=self._mode,
             section=self._section,
             bars_in_section=bar - self._section_start,

@@ -138,9 +138,10 @@ def test_the_rows_carry_the_bar_clock_phase_of_the_frame_being_started() -> None
     bars_per_frame = 150.0 / 60.0 / 4 / 50
     expected = (np.arange(len(seen)) + 0.5) * bars_per_frame  # step s starts frame s
     np.testing.assert_allclose(seen, expected, atol=1e-9)
-    cond, _ = rows(src._stream, src._from, src._to, 1.0, 0.3)  # (2, dim): [null, condition]
-    features = frame_controls(src._to.features[None].numpy(), np.array([0.3]))
-    want = src.lm.condition(src._to.weights[None], torch.from_numpy(features))
+    glide = src._steering.glide
+    cond, _ = rows(src._stream, glide.start, glide.end, 1.0, 0.3)  # (2, dim): [null, condition]
+    features = frame_controls(glide.end.features[None].numpy(), np.array([0.3]))
+    want = src.lm.condition(glide.end.weights[None], torch.from_numpy(features))
     torch.testing.assert_close(cond[1:], want)
     assert not np.allclose(phase_matrix(np.array([0.3])), phase_matrix(np.array([0.3 + 1 / 8])))
 
