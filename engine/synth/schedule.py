@@ -29,18 +29,6 @@ class Level:
     def of(cls, c: Controls) -> Level:
         return cls(np.asarray(c.weights, dtype=np.float64).copy(), c.bpm, c.energy, c.brightness)
 
-    def lerp(self, other: Level, a: float) -> Level:
-        if a <= 0.0:
-            return self
-        if a >= 1.0:
-            return other
-        return Level(
-            self.weights + (other.weights - self.weights) * a,
-            self.bpm + (other.bpm - self.bpm) * a,
-            self.energy + (other.energy - self.energy) * a,
-            self.brightness + (other.brightness - self.brightness) * a,
-        )
-
 
 @dataclass(frozen=True)
 class BarPlan:
