@@ -77,17 +77,29 @@ async def api_state(request: Request) -> Response:
 
 
 async def healthz(request: Request) -> Response:
+    """ "ok" only when the configured backend is the one playing; 503 only when nothing can play.
+
+    A token engine that died or lags while the synth covers is "degraded": the music goes on (200), and the
+    body says which source is audible and what stopped the primary.
+    """
     rt = _rt(request)
-    audible = rt.failover if rt.failover is not None else rt.lookahead
-    ok = await rt.store.ping() and audible.error is None
+    deck = rt.deck.health()
+    store_ok = await rt.store.ping()
+    down = not store_ok or rt.deck.error is not None
+    degraded = deck["primary_error"] is not None or deck["audible"] != "primary"
+    status = "down" if down else "degraded" if degraded else "ok"
     body = {
-        "ok": ok,
+        "ok": status == "ok",
+        "status": status,
         "backend": rt.config.backend,
-        "playing": rt.failover.state if rt.failover is not None else "primary",  # "fallback": the synth covers
-        "buffered_seconds": round(audible.buffered_seconds, 3),
+        "playing": deck["state"],  # primary | to_fallback | fallback | to_primary
+        "audible": deck["audible"],  # whose audio the listeners hear: primary (the backend) or fallback (the synth)
+        "primary_error": deck["primary_error"],
+        "store": store_ok,
+        "buffered_seconds": deck["buffered_seconds"],
         "clients": rt.clients,
     }
-    return JSONResponse(body, status_code=200 if ok else 503)
+    return JSONResponse(body, status_code=503 if down else 200)
 
 
 async def metrics_endpoint(request: Request) -> Response:

@@ -128,9 +128,6 @@ class Conductor:
         self._closing = False
         self._prompt_dirty = False
         self._pending_landings: list[tuple[int, float]] = []  # (landing bar, wall time decided)
-        self._last_bar_seen = -1
-        self._bar_start_sample = 0
-        self._bar_samples = 1.0
         sched = config.schedule
         self.direction = self._new_direction(0)
         self.moves = self._new_moves(0)
@@ -184,19 +181,17 @@ class Conductor:
 
     # ----- the clock -------------------------------------------------------
     def on_block(self, chunk: Chunk) -> None:
-        """Called by the player for every block as it becomes audible (event loop, never blocks)."""
+        """Called by the player for every block as it becomes audible (event loop, never blocks).
+
+        The bars and `chunk.bar` come stamped by the set's bar clock (engine.clock, kept by the audible deck).
+        """
         if chunk.start_sample < 0:  # silence on underrun: the bar clock stands still
             return
         self.now_playing = chunk.now_playing
         for off, bar in chunk.bar_starts:
-            if bar > self._last_bar_seen and self._last_bar_seen >= 0:
-                self._bar_samples = float(chunk.start_sample + off - self._bar_start_sample)
-            self._last_bar_seen = bar
-            self._bar_start_sample = chunk.start_sample + off
             self._on_bar(bar, landed_at=self.clock() + off / chunk.sample_rate)
-        if self._last_bar_seen >= 0:
-            frac = (chunk.start_sample + len(chunk.pcm) - self._bar_start_sample) / max(self._bar_samples, 1.0)
-            self.bar = self._last_bar_seen + min(frac, 0.999)
+        if chunk.bar is not None:
+            self.bar = chunk.bar
 
     def _on_bar(self, bar: int, landed_at: float) -> None:
         for landing, decided in list(self._pending_landings):

@@ -12,6 +12,7 @@ from prometheus_client.registry import Collector
 if TYPE_CHECKING:
     from concert.runtime import Runtime
 
+
 class RuntimeCollector(Collector):
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
@@ -19,31 +20,38 @@ class RuntimeCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         rt = self.rt
         c = rt.conductor.counters
-        s = rt.lookahead.stats
+        deck = rt.deck
+        s = deck.primary.stats  # the configured backend's producer: the engine
+        f = deck.stats
         yield CounterMetricFamily("concert_votes", "Votes acknowledged", value=c.votes)
         yield GaugeMetricFamily("concert_clients", "Websocket clients connected", value=rt.clients)
-        f = rt.failover.stats if rt.failover is not None else None
-        gaps = f.gaps if f is not None else 0
         yield CounterMetricFamily(
-            "concert_underruns", "Blocks the source could not supply in time", value=s.underruns + gaps
+            "concert_underruns", "Blocks the source could not supply in time", value=s.underruns + f.gaps
         )
-        if f is not None and rt.failover is not None:
-            yield CounterMetricFamily(
-                "concert_fallback_handovers", "Times the synth took over from a lagging token engine", value=f.handovers
-            )
-            yield CounterMetricFamily("concert_fallback_returns", "Times the token engine came back", value=f.returns)
-            yield CounterMetricFamily(
-                "concert_fallback_seconds", "Audio the synth played for the token engine", value=f.fallback_seconds
-            )
-            yield GaugeMetricFamily(
-                "concert_fallback_active", "1 while the synth leads", value=float(rt.failover.state != "primary")
-            )
+        yield CounterMetricFamily(
+            "concert_fallback_handovers", "Times the synth took over from a lagging token engine", value=f.handovers
+        )
+        yield CounterMetricFamily("concert_fallback_returns", "Times the token engine came back", value=f.returns)
+        yield CounterMetricFamily(
+            "concert_fallback_seconds", "Audio the synth played for the token engine", value=f.fallback_seconds
+        )
+        yield CounterMetricFamily(
+            "concert_primary_seconds", "Audio the configured backend itself played", value=f.primary_seconds
+        )
+        yield GaugeMetricFamily(
+            "concert_fallback_active", "1 while the synth leads", value=float(deck.audible != "primary")
+        )
+        yield GaugeMetricFamily(
+            "concert_primary_failed",
+            "1 once the configured backend's producer has died",
+            value=float(deck.primary_error is not None),
+        )
         yield CounterMetricFamily(
             "concert_late_chunks", "Source chunks that arrived after a starved read", value=s.late_chunks
         )
         yield GaugeMetricFamily("concert_engine_rtf", "Source compute seconds per audio second (recent)", value=s.rtf)
         yield GaugeMetricFamily(
-            "concert_lookahead_seconds", "Audio rendered ahead of playback", value=rt.lookahead.buffered_seconds
+            "concert_lookahead_seconds", "Audio rendered ahead of playback", value=deck.primary.buffered_seconds
         )
         yield CounterMetricFamily("concert_rounds", "Rounds closed", value=c.rounds)
         yield CounterMetricFamily("concert_late_landings", "Changes that landed after their bar", value=c.late_landings)

@@ -1,8 +1,8 @@
-"""The real-time player: pulls blocks from the lookahead at wall-clock pace.
+"""The real-time player: pulls blocks from the audible deck at wall-clock pace.
 
 It is the set's master clock. Each block goes to every output and to the
 conductor; an underrun plays silence of the same length (counted by the
-lookahead) so the clock never slips.
+lookahead) so the wall clock never slips; the bar clock stands still meanwhile.
 """
 
 from __future__ import annotations
@@ -21,20 +21,18 @@ log = logging.getLogger(__name__)
 
 
 class Player:
-    def __init__(self, lookahead: BlockReader, outputs: Sequence[Output], on_block: Callable[[Chunk], None]) -> None:
-        self.lookahead = lookahead
+    def __init__(self, reader: BlockReader, outputs: Sequence[Output], on_block: Callable[[Chunk], None]) -> None:
+        self.reader = reader  # the audible deck (engine.failover.Failover)
         self.outputs = list(outputs)
         self.on_block = on_block
-        self.samples_played = 0  # samples handed to outputs since start
-        self.silent_blocks = 0  # blocks of silence played on underrun
         self._last_playing: NowPlaying | None = None
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
-        period = self.lookahead.block_samples / self.lookahead.sample_rate  # seconds per block
+        period = self.reader.block_samples / self.reader.sample_rate  # seconds per block
         next_t = loop.time()
         while True:
-            block = self.lookahead.read()
+            block = self.reader.read()
             if block is None:
                 block = self._silence()
             else:
@@ -45,7 +43,6 @@ class Player:
                 except Exception:  # one broken output must not stop the set
                     log.exception("output %r failed; removing it", out)
                     self.outputs.remove(out)
-            self.samples_played += len(block.pcm)
             self.on_block(block)
             next_t += period
             delay = next_t - loop.time()
@@ -55,7 +52,6 @@ class Player:
             await asyncio.sleep(max(0.0, delay))
 
     def _silence(self) -> Chunk:
-        self.silent_blocks += 1
-        n = self.lookahead.block_samples
+        n = self.reader.block_samples
         playing = self._last_playing or NowPlaying("", 0.0, "", 0.0, ())
-        return Chunk(np.zeros(n, np.float32), self.lookahead.sample_rate, -1, (), playing)
+        return Chunk(np.zeros(n, np.float32), self.reader.sample_rate, -1, (), playing)

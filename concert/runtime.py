@@ -7,7 +7,6 @@ import contextlib
 import gc
 import json
 import logging
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import cast
@@ -26,7 +25,7 @@ from concert.store import open_store
 from concert.store.base import Store
 from engine import backends
 from engine.failover import Failover, FailoverConfig
-from engine.lookahead import BlockReader, Lookahead, LookaheadConfig
+from engine.lookahead import Lookahead, LookaheadConfig
 from engine.prompt import Prompt
 from engine.source import AudioSource
 
@@ -46,36 +45,31 @@ def build_source(config: ServeConfig) -> AudioSource:
     )
 
 
-def _lookaheads(config: ServeConfig, source: AudioSource) -> tuple[Lookahead, Failover | None]:
-    """The backend's lookahead and, for a token backend, a synth standing by to take over when it lags."""
-    if config.backend == "synth":
-        return Lookahead(source, LookaheadConfig(lookahead=config.lookahead, block=config.block)), None
+def build_deck(config: ServeConfig, source: AudioSource) -> Failover:
+    """The one audible object: `source` ahead of playback and, for a token backend, a synth standing by."""
+    if config.backend == "synth":  # the synth is its own fallback: nothing to fail over to
+        return Failover(Lookahead(source, LookaheadConfig(config.lookahead, config.block)), None, FailoverConfig())
     from engine.synth.source import StyleSynth, SynthConfig
 
     ahead = max(config.lookahead, config.engine_lookahead)
     primary = Lookahead(source, LookaheadConfig(lookahead=ahead, block=config.block))
     synth = StyleSynth(SynthConfig(sample_rate=source.sample_rate, seed=config.seed), Prompt.of(config.start_style))
     fallback = Lookahead(synth, LookaheadConfig(lookahead=config.lookahead, block=config.block))
-    return primary, Failover(primary, fallback, FailoverConfig(crossfade=config.crossfade))
+    return Failover(primary, fallback, FailoverConfig(crossfade=config.crossfade))
 
 
 @dataclass
 class Runtime:
     config: ServeConfig
     store: Store
-    source: AudioSource
-    lookahead: Lookahead  # the configured backend's (its stats are the engine's)
+    deck: Failover  # the one audible object: its primary is the configured backend (its stats the engine's)
     conductor: Conductor
     stream: Mp3Stream
-    player: Player
     signer: DeviceSigner
-    failover: Failover | None = None  # a token backend's handover to the synth; None for the synth itself
+    news: asyncio.Event  # set when what clients see has changed
     fanout: Fanout = field(default_factory=Fanout)
     outputs: list[Output] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
-    news: asyncio.Event = field(default_factory=asyncio.Event)  # set when what clients see has changed
-    started: float = field(default_factory=time.time)
-    broadcasts: int = 0  # state frames published
 
     @property
     def clients(self) -> int:
@@ -101,7 +95,6 @@ class Runtime:
                 log.exception("building state failed")
             else:
                 self.fanout.publish(json.dumps({"type": "state", **state}))
-                self.broadcasts += 1
             await asyncio.sleep(period)
 
 
@@ -166,29 +159,25 @@ async def running(config: ServeConfig) -> AsyncIterator[Runtime]:
             aggregator=agg.AggregatorConfig(mode=cast(agg.CrowdMode, config.mode)),
             start_style=config.start_style,
         )
-        lookahead, failover = _lookaheads(config, source)
+        deck = build_deck(config, source)
         news = asyncio.Event()
         conductor = Conductor(
             cconf,
             store,
-            failover if failover is not None else source,
+            deck,
             moderator=Moderator(ModerationConfig(), load_wordlist("artists"), load_wordlist("blocked_words")),
             setlist=recorder.log if recorder is not None else None,
             on_change=news.set,
         )
-        reader: BlockReader = failover if failover is not None else lookahead
-        (failover or lookahead).start()
+        deck.start()
         # warm up off the loop before admitting anyone: the first blocks must be ready
-        ready = await asyncio.to_thread((failover or lookahead).wait_ready, 60.0)
+        ready = await asyncio.to_thread(deck.wait_ready, 60.0)
         if not ready:
             raise RuntimeError("the audio source did not fill its lookahead within 60 s")
         gc.collect()
         gc.freeze()  # start-up objects never need scanning again: shorter collector pauses mid-set
-        player = Player(reader, outputs, conductor.on_block)
-        rt = Runtime(config, store, source, lookahead, conductor, stream, player, DeviceSigner(config.secret))
-        rt.failover = failover
-        rt.news = news
-        rt.outputs = outputs
+        player = Player(deck, outputs, conductor.on_block)
+        rt = Runtime(config, store, deck, conductor, stream, DeviceSigner(config.secret), news, outputs=outputs)
         rt.tasks = [
             asyncio.create_task(player.run(), name="player"),
             asyncio.create_task(rt.publish_loop(), name="publisher"),
@@ -202,7 +191,7 @@ async def running(config: ServeConfig) -> AsyncIterator[Runtime]:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await t
             await conductor.aclose()
-            (failover or lookahead).close()
+            deck.close()
             for out in outputs:
                 with contextlib.suppress(Exception):
                     out.close()

@@ -1,8 +1,11 @@
-"""Hand the set to the synth when the token engine falls behind, and back when it catches up.
+"""The audible deck: what the player reads, whatever the backend; the synth covers when the token engine lags.
 
-    primary Lookahead (token model) ──┐
-                                      ├──▶ Failover.read() ──▶ player
-    fallback Lookahead (synth) ───────┘
+    primary Lookahead (token model, or the synth itself) ──┐
+                                                            ├──▶ Failover.read() ──▶ player
+    fallback Lookahead (the synth, for a token engine) ─────┘     (stamped by the set's BarClock)
+
+The runtime always holds one of these: a synth set is a Failover with no fallback (nothing to fail over to),
+so nothing above it branches on the backend, and its health and metrics have one shape.
 
 Both sources get every prompt and both run in step with playback: a fallback block is read (and dropped)
 even while the primary is audible, so at a handover the synth is already playing the live prompt at the
@@ -15,19 +18,21 @@ A handover is an equal-power crossfade over `crossfade` seconds: there is never 
 plays, the primary keeps rendering (one of its blocks is dropped whenever its buffer is full), so its
 real-time factor stays measured and its music keeps following the prompt.
 
-Bars: each source counts bars on its own clock. Failover renumbers them so the player and the conductor see
-one clock that only moves forward, one bar at a time, and translates `set_prompt`'s bar into each source's
-count. Read from one consumer thread (the player); `set_prompt` may come from any thread.
+Bars: each source counts bars on its own render clock. The deck owns the set's one bar clock
+(`engine.clock.BarClock`): every block it hands out carries bars that only move forward, one at a time, and
+its bar position (`Chunk.bar`); `set_prompt`'s bar is translated into each source's count. Read from one
+consumer thread (the player); `set_prompt` may come from any thread.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from engine.clock import BarClock
 from engine.interpret import resolve
 from engine.lookahead import Lookahead
 from engine.prompt import Prompt
@@ -56,14 +61,17 @@ class FailoverStats:
     handovers: int = 0  # times the synth took over from the token engine
     returns: int = 0  # times the token engine came back
     gaps: int = 0  # blocks the primary could not supply at a handover (faded in from silence): audible underruns
+    primary_seconds: float = 0.0  # audio the primary led (its crossfades included)
     fallback_seconds: float = 0.0  # audio the fallback led (its crossfades included)
 
 
 class Failover:
-    """Plays `primary` while it keeps up, `fallback` while it does not. A `BlockReader` and a `Steerable`."""
+    """Plays `primary` while it keeps up, `fallback` (if any) while it does not. A `BlockReader` and a `Steerable`."""
 
-    def __init__(self, primary: Lookahead, fallback: Lookahead, config: FailoverConfig) -> None:
-        if primary.sample_rate != fallback.sample_rate or primary.block_samples != fallback.block_samples:
+    def __init__(self, primary: Lookahead, fallback: Lookahead | None, config: FailoverConfig) -> None:
+        if fallback is not None and (
+            primary.sample_rate != fallback.sample_rate or primary.block_samples != fallback.block_samples
+        ):
             raise ValueError(
                 f"primary and fallback must share rate and block: {primary.sample_rate} Hz x {primary.block_samples}"
                 f" vs {fallback.sample_rate} Hz x {fallback.block_samples}"
@@ -74,7 +82,7 @@ class Failover:
         self.sample_rate = primary.sample_rate
         self.block_samples = primary.block_samples
         self._fade = max(self.block_samples, round(config.crossfade * self.sample_rate))  # samples
-        if primary.target_samples < self._fade + 2 * self.block_samples:
+        if fallback is not None and primary.target_samples < self._fade + 2 * self.block_samples:
             raise ValueError(
                 f"the primary's lookahead ({primary.target_samples / self.sample_rate:.2f} s) must hold the "
                 f"crossfade ({config.crossfade} s) plus two blocks"
@@ -83,19 +91,20 @@ class Failover:
         self._state = PRIMARY
         self._pos = 0  # samples into the current crossfade
         self._played = 0  # samples handed out
-        self._lock = threading.Lock()  # guards the bar bookkeeping below
-        self._offset = {PRIMARY: 0, FALLBACK: 0}  # emitted bar = source bar + offset
-        self._rebase = {PRIMARY: False, FALLBACK: False}  # renumber from the next bar this source starts
-        self._last_bar = -1  # last bar handed out
+        self._lock = threading.Lock()  # guards the clock
+        self.clock = BarClock()  # the set's bar clock
 
     # ----- lifecycle ----------------------------------------------------------------------------------------
+    def _sources(self) -> list[tuple[str, Lookahead]]:
+        return [(PRIMARY, self.primary)] + ([(FALLBACK, self.fallback)] if self.fallback is not None else [])
+
     def start(self) -> None:
-        self.fallback.start()
-        self.primary.start()
+        for _, la in reversed(self._sources()):  # the synth first: it is ready at once
+            la.start()
 
     def close(self) -> None:
-        self.primary.close()
-        self.fallback.close()
+        for _, la in self._sources():
+            la.close()
 
     def wait_ready(self, timeout: float = 30.0) -> bool:
         """Block (off the event loop) until there is something to play; True when ready.
@@ -103,6 +112,8 @@ class Failover:
         The synth is ready within moments. If the primary cannot fill its lookahead within `timeout`, the
         set opens on the synth and the primary takes over when it has caught up.
         """
+        if self.fallback is None:
+            return self.primary.wait_ready(timeout)
         if not self.fallback.wait_ready(timeout):
             return False
         if not self.primary.wait_ready(timeout):
@@ -117,34 +128,57 @@ class Failover:
 
     @property
     def error(self) -> BaseException | None:
-        """What stopped the audible chain: the fallback's producer error (the primary's only ends its turn)."""
-        return self.fallback.error
+        """What stopped the audible chain: with a fallback, its error (the primary's failure only ends the
+        primary's turn, see `primary_error`); without one, the primary's."""
+        return self.primary.error if self.fallback is None else self.fallback.error
+
+    @property
+    def primary_error(self) -> BaseException | None:
+        """What stopped the primary (the token engine), even while the fallback covers for it."""
+        return self.primary.error
+
+    @property
+    def audible(self) -> str:
+        """Whose audio the listener hears now: "primary" or "fallback" (the lead of a crossfade)."""
+        return self._lead()
+
+    def health(self) -> dict[str, object]:
+        """The truth for /healthz: who plays, whether the primary died, how much is buffered."""
+        primary = self.primary_error
+        return {
+            "audible": self._lead(),
+            "state": self._state,
+            "fallback": self.fallback is not None,
+            "primary_error": None if primary is None else repr(primary),
+            "buffered_seconds": round(self.buffered_seconds, 3),
+        }
 
     @property
     def buffered_seconds(self) -> float:
-        lead = self.primary if self._lead() == PRIMARY else self.fallback
-        return lead.buffered_seconds
+        return self._source(self._lead()).buffered_seconds
 
     @property
     def next_bar(self) -> int:
         with self._lock:
             lead = self._lead()
-            return self._source(lead).source.next_bar + self._offset[lead]
+            return self._source(lead).next_bar + self.clock.offset(lead)
 
     def set_prompt(self, prompt: Prompt, at_bar: int | None = None) -> int:
         resolve(prompt)  # refuse a bad prompt before either source sees it
         with self._lock:
-            offsets = dict(self._offset)
+            offsets = {name: self.clock.offset(name) for name, _ in self._sources()}
             lead = self._lead()
         landed = {}
-        for name in (PRIMARY, FALLBACK):
+        for name, la in self._sources():
             bar = None if at_bar is None else max(0, at_bar - offsets[name])
-            landed[name] = self._source(name).source.set_prompt(prompt, at_bar=bar) + offsets[name]
+            landed[name] = la.set_prompt(prompt, at_bar=bar) + offsets[name]
         return landed[lead]
 
     # ----- the player's side ------------------------------------------------------------------------------------
     def read(self) -> Chunk | None:
         """The next block: the primary's, the fallback's or a crossfade of both. None only if neither has one."""
+        if self.fallback is None:
+            return self._emit(self.primary.read(), PRIMARY)
         fb = self.fallback.read()  # always: the fallback stays in step with playback
         if self._state == PRIMARY and self._primary_failing():
             self._switch(TO_FALLBACK)
@@ -167,18 +201,27 @@ class Failover:
             head, lead = (fb, FALLBACK) if lead == PRIMARY else (pr, PRIMARY)
             if head is None:
                 return None
-        pcm = self._mix(pr, fb)  # (block,)
-        if lead == FALLBACK:
-            self.stats.fallback_seconds += len(pcm) / self.sample_rate
-        with self._lock:
-            bars = tuple(self._renumber(lead, head.bar_starts))
-        chunk = Chunk(pcm, self.sample_rate, self._played, bars, head.now_playing)
-        self._played += len(pcm)
-        return chunk
+        return self._emit(replace(head, pcm=self._mix(pr, fb)), lead)  # (block,)
 
     # ----- internals ----------------------------------------------------------------------------------------------
+    def _emit(self, block: Chunk | None, lead: str) -> Chunk | None:
+        """`block` moved onto the set's timeline and stamped by its bar clock."""
+        if block is None:
+            return None
+        seconds = len(block.pcm) / self.sample_rate
+        if lead == FALLBACK:
+            self.stats.fallback_seconds += seconds
+        else:
+            self.stats.primary_seconds += seconds
+        with self._lock:
+            chunk = self.clock.stamp(replace(block, start_sample=self._played), lead)
+        self._played += len(block.pcm)
+        return chunk
+
     def _source(self, name: str) -> Lookahead:
-        return self.primary if name == PRIMARY else self.fallback
+        if name == FALLBACK and self.fallback is not None:
+            return self.fallback
+        return self.primary
 
     def _lead(self) -> str:
         """Whose bars and now-playing the listener follows."""
@@ -209,12 +252,8 @@ class Failover:
         elif state == TO_PRIMARY:
             self.stats.returns += 1
             log.info("the token engine caught up; crossfading back")
-        previous = self._lead()
         self._state = state
         self._pos = 0
-        with self._lock:
-            if self._lead() != previous:
-                self._rebase[self._lead()] = True
 
     def _mix(self, pr: Chunk | None, fb: Chunk | None) -> np.ndarray:
         n = self.block_samples
@@ -231,16 +270,6 @@ class Failover:
         if self._pos >= self._fade:
             self._state = FALLBACK if self._state == TO_FALLBACK else PRIMARY
         return pcm
-
-    def _renumber(self, lead: str, bars: tuple[tuple[int, int], ...]) -> list[tuple[int, int]]:
-        out = []
-        for off, bar in bars:
-            if self._rebase[lead] or bar + self._offset[lead] <= self._last_bar:
-                self._offset[lead] = self._last_bar + 1 - bar
-                self._rebase[lead] = False
-            self._last_bar = bar + self._offset[lead]
-            out.append((off, self._last_bar))
-        return out
 
 
 def _pcm(chunk: Chunk | None, n: int) -> np.ndarray:

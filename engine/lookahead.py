@@ -16,6 +16,7 @@ from typing import Protocol
 
 import numpy as np
 
+from engine.prompt import Prompt
 from engine.source import AudioSource, Chunk
 
 RECENT_CHUNKS = 4  # per-chunk real-time factors kept in LookaheadStats.recent_rtf
@@ -89,6 +90,16 @@ class Lookahead:
             self._cond.notify_all()
         if self._thread.is_alive():
             self._thread.join(timeout=10)
+
+    # ----- Steerable: the source's render clock and prompts, so nobody reaches past the lookahead -----
+    @property
+    def next_bar(self) -> int:
+        """The first bar the source has not rendered yet (its own count)."""
+        return self.source.next_bar
+
+    def set_prompt(self, prompt: Prompt, at_bar: int | None = None) -> int:
+        """Schedule `prompt` on the source; see `engine.source.Steerable`."""
+        return self.source.set_prompt(prompt, at_bar=at_bar)
 
     @property
     def buffered_seconds(self) -> float:

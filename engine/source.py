@@ -41,6 +41,8 @@ class Chunk:
     start_sample: int  # absolute index of pcm[0] since the stream started
     bar_starts: tuple[tuple[int, int], ...]  # (offset into pcm in samples, absolute bar index) per bar starting here
     now_playing: NowPlaying  # what is playing at pcm[0]
+    bar: float | None = None  # the set's bar clock at pcm[0] (engine.clock, stamped by the audible deck);
+    # None on a source's own chunks and before the first bar start was heard
 
     @property
     def seconds(self) -> float:

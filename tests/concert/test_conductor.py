@@ -12,6 +12,7 @@ from concert.conductor import Conductor, ConductorConfig, Refused
 from concert.moderation import ModerationConfig, Moderator, load_wordlist
 from concert.rounds import Schedule
 from concert.store.memory import MemoryStore
+from engine.clock import BarClock
 from engine.prompt import Prompt, PromptError
 from engine.source import NowPlaying
 from engine.synth.source import StyleSynth, SynthConfig
@@ -38,6 +39,7 @@ class Set:
             on_change=self._news,
         )
         self.playing: list[NowPlaying] = []
+        self.clock = BarClock()
 
     def _news(self) -> None:
         self.news += 1
@@ -47,7 +49,7 @@ class Set:
 
     async def bars(self, n: int) -> None:
         for _ in range(n):
-            chunk = self.source.next_chunk()
+            chunk = self.clock.stamp(self.source.next_chunk())  # the deck's job in a live set
             self.playing.append(chunk.now_playing)
             self.c.on_block(chunk)
             for _ in range(5):  # let a round close (store awaits) finish before the next bar

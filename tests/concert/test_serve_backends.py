@@ -35,7 +35,8 @@ def test_embedded_backend_plays_the_live_set_without_dead_air(tmp_path: Path) ->
     args = ("--backend", "embedded", "--record", str(rec), "--round-bars", "1", "--song-phrases", "1")
     with serve(*args, log_dir=tmp_path, timeout=180) as s:
         health = json.loads(get(f"{s.http}/healthz"))
-        assert health["ok"] and health["backend"] == "embedded"
+        assert health["backend"] == "embedded" and health["primary_error"] is None
+        assert health["status"] in ("ok", "degraded") and health["ok"] == (health["status"] == "ok")
         assert health["playing"] in ("primary", "to_fallback", "fallback", "to_primary")
         deadline = time.monotonic() + 60
         while metrics(s.http)["concert_rounds_total"] < 3 and time.monotonic() < deadline:
@@ -45,6 +46,8 @@ def test_embedded_backend_plays_the_live_set_without_dead_air(tmp_path: Path) ->
     for name in ("concert_fallback_handovers_total", "concert_fallback_seconds_total", "concert_fallback_active"):
         assert name in m
     assert m["concert_engine_rtf"] > 0
+    assert m["concert_primary_failed"] == 0
+    assert m["concert_primary_seconds_total"] > 2.0  # the token engine itself played, not only the synth
     assert "concert_underruns_total" in m
     (set_dir,) = rec.iterdir()
     pcm, sr = sf.read(str(set_dir / "audio.w64"), dtype="float32")

@@ -118,24 +118,45 @@ def test_a_lagging_engine_hands_over_with_a_crossfade_and_comes_back() -> None:
     assert bars == list(range(bars[0], bars[0] + len(bars))) and len(bars) >= 8
 
 
+class Spy:
+    """Records what a lookahead's `read` returned, so a test can say what each source contributed."""
+
+    def __init__(self, la: Lookahead) -> None:
+        self.read = la.read
+        self.last: Chunk | None = None
+        la.read = self  # type: ignore[method-assign]
+
+    def __call__(self) -> Chunk | None:
+        self.last = self.read()
+        return self.last
+
+
 def test_the_crossfade_blends_both_sources() -> None:
     failover, src = make()
+    assert failover.fallback is not None
+    pr, fb = Spy(failover.primary), Spy(failover.fallback)
     failover.start()
     try:
         assert failover.wait_ready(10)
         play(failover, 2.0)
         src.rtf = 50.0
-        states, blocks = [], []
+        states, blocks, parts = [], [], []
         for _ in range(60):
+            pr.last = fb.last = None
             blocks.append(failover.read())
+            parts.append((pr.last, fb.last))
             states.append(failover.state)
             time.sleep(BLOCK * SCALE)
     finally:
         failover.close()
     first = states.index("to_fallback") if "to_fallback" in states else states.index(FALLBACK)
     # the block that started the handover was computed during the fade: neither source's audio alone
-    block = blocks[first]
-    assert block is not None and np.isfinite(block.pcm).all()
+    block, (p, f) = blocks[first], parts[first]
+    assert block is not None and p is not None and f is not None
+    t = np.minimum(1.0, np.arange(len(block.pcm)) / round(0.4 * SR))  # 0 -> 1 over the 0.4 s crossfade
+    mix = f.pcm * np.sin(0.5 * np.pi * t) + p.pcm * np.cos(0.5 * np.pi * t)  # equal power, fallback fading in
+    np.testing.assert_allclose(block.pcm, mix, atol=1e-6)
+    assert not np.allclose(block.pcm, p.pcm, atol=1e-3) and not np.allclose(block.pcm, f.pcm, atol=1e-3)
     assert FALLBACK in states[first:]
     assert failover.stats.handovers == 1 and failover.stats.gaps == 0  # the fade used the primary's last audio
 
@@ -153,6 +174,41 @@ def test_a_crashed_engine_leaves_the_synth_playing() -> None:
     assert all(b is not None for b in blocks)
     assert failover.state == FALLBACK and failover.error is None
     assert isinstance(failover.primary.error, RuntimeError)
+    health = failover.health()  # the truth: the synth plays because the engine died
+    assert health["audible"] == FALLBACK and "model exploded" in str(health["primary_error"])
+    assert failover.primary_error is failover.primary.error
+
+
+def test_a_deck_without_fallback_plays_its_source_and_owns_the_bar_clock() -> None:
+    prompt = Prompt.of("techno")
+    deck = Failover(
+        Lookahead(StyleSynth(SynthConfig(sample_rate=SR, seed=3), prompt), LookaheadConfig(0.6, BLOCK)),
+        None,
+        FailoverConfig(),
+    )
+    twin = StyleSynth(SynthConfig(sample_rate=SR, seed=3), prompt)
+    deck.start()
+    try:
+        assert deck.wait_ready(10)
+        blocks = play(deck, 6.0)
+    finally:
+        deck.close()
+    assert all(b is not None for b in blocks)
+    pcm = np.concatenate([b.pcm for b in blocks if b is not None])
+    expected = np.concatenate([twin.next_chunk().pcm for _ in range(4)])[: len(pcm)]
+    np.testing.assert_array_equal(pcm, expected)  # the source's own audio, untouched
+    bars = [bar for b in blocks if b is not None for _, bar in b.bar_starts]
+    assert bars == list(range(len(bars))) and len(bars) >= 2
+    positions = [b.bar for b in blocks if b is not None and b.bar is not None]
+    assert positions == sorted(positions) and positions[-1] > 1.0
+    assert deck.health() == {
+        "audible": PRIMARY,
+        "state": PRIMARY,
+        "fallback": False,
+        "primary_error": None,
+        "buffered_seconds": deck.health()["buffered_seconds"],
+    }
+    assert deck.stats.fallback_seconds == 0 and deck.stats.primary_seconds == pytest.approx(6.0)
 
 
 def test_prompts_reach_both_sources_and_bad_ones_neither() -> None:
