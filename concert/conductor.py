@@ -25,7 +25,7 @@ from concert.rounds import Schedule, seconds_until
 from concert.store.base import RoundClosedError, Store, UnknownSuggestionError
 from engine.interpret import resolve
 from engine.meter import clamp_bpm
-from engine.prompt import Prompt, PromptError, StyleWeight
+from engine.prompt import Mode, Prompt, PromptError, StyleWeight
 from engine.source import Chunk, NowPlaying, Steerable
 from engine.styles import GENRES, UnknownStyleError, genre
 
@@ -85,6 +85,16 @@ def _latency_histogram() -> Histogram:
     )
 
 
+@dataclass(frozen=True)
+class Pinned:
+    """Controls the DJ set explicitly; they hold across rounds until the next override or a crowd segue."""
+
+    bpm: float | None = None  # beats per minute; None = the mix's default
+    energy: float | None = None  # 0..1; None = the mix's default
+    brightness: float | None = None  # 0..1; None = the mix's interpretation
+    mode: Mode | None = None  # "major" | "minor"; None = the mix's default
+
+
 @dataclass
 class Counters:
     votes: int = 0  # acknowledged votes
@@ -118,6 +128,7 @@ class Conductor:
         self.mix: agg.Mix = ((config.start_style, 1.0),)
         self.home: agg.Mix = self.mix
         self.live = agg.Live()
+        self.pinned = Pinned()
         self.counters = Counters()
         self.bar = 0.0  # playback position in bars
         self.now_playing: NowPlaying | None = None
@@ -165,10 +176,12 @@ class Conductor:
 
     # ----- prompt ----------------------------------------------------------
     def _build_prompt(self, section: str, ramp_bars: int) -> Prompt:
-        base = Prompt(mix=tuple(StyleWeight(s, w) for s, w in self.mix))
+        """The mix with the DJ's pinned controls (else the mix's defaults), the crowd's moves on top."""
+        pinned = self.pinned
+        base = Prompt(mix=tuple(StyleWeight(s, w) for s, w in self.mix), brightness=pinned.brightness, mode=pinned.mode)
         ctl = resolve(base)
-        energy = min(1.0, max(0.0, ctl.energy + self.live.energy_offset))
-        bpm = clamp_bpm(ctl.bpm + self.live.bpm_offset)
+        energy = min(1.0, max(0.0, (ctl.energy if pinned.energy is None else pinned.energy) + self.live.energy_offset))
+        bpm = clamp_bpm((ctl.bpm if pinned.bpm is None else pinned.bpm) + self.live.bpm_offset)
         return replace(base, bpm=bpm, energy=energy, section=section, ramp_bars=ramp_bars)  # type: ignore[arg-type]
 
     def _schedule(self, prompt: Prompt, at_bar: int | None) -> int:
@@ -246,6 +259,8 @@ class Conductor:
             )
             if self.mode != "anarchy":
                 self.mix = d_result.mix
+                if d_result.changed:  # the crowd took the set somewhere new: the DJ's pins were for the old mix
+                    self.pinned = Pinned()
             self.home = self.mix
             for o in direction.options:
                 if o.id.startswith("s:"):
@@ -350,15 +365,10 @@ class Conductor:
         resolve(prompt)  # refuse before touching state
         self.mix = agg.normalize({sw.style: sw.weight for sw in prompt.mix}, 0.0)
         self.home = self.mix
+        self.pinned = Pinned(prompt.bpm, prompt.energy, prompt.brightness, prompt.mode)
+        self.live = replace(self.live, energy_offset=0.0, bpm_offset=0.0)  # the crowd moves on from the DJ's tempo
         section = prompt.section or self.config.schedule.section_for(int(self.bar) + 1)
         built = self._build_prompt(section, ramp_bars=prompt.ramp_bars)
-        built = replace(
-            built,
-            bpm=built.bpm if prompt.bpm is None else prompt.bpm,
-            energy=built.energy if prompt.energy is None else prompt.energy,
-            brightness=prompt.brightness,
-            mode=prompt.mode,
-        )
         landing = self._schedule(built, at_bar=None)
         if self.setlist is not None:
             self.setlist({"event": "override", "prompt": built.as_json(), "lands_at_bar": landing})

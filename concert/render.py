@@ -1,13 +1,15 @@
 """Offline rendering of a set from a steering script (demos and evaluation).
 
 The script is a JSON list of `{"at": seconds, "prompt": [{"style", "weight"}],
-"bpm"?: n, "energy"?: x}`. Each event is applied as a crowd result would be: on
-the next bar boundary after `at`, gliding in over `ramp_bars` bars, while the
-song arrangement (intro/build/drop/breakdown by phrase) runs underneath.
+"bpm"?: n, "energy"?: x}`. The set is steered by the live set's own conductor (no crowd: every round closes
+on "stay"), its bars stamped by the same bar clock: each event is a DJ override, landing on the next bar
+after `at` and gliding in over `ramp_bars` bars, while the song arrangement (intro/build/drop/breakdown by
+phrase) runs underneath exactly as it does live.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from dataclasses import dataclass, replace
@@ -16,14 +18,19 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from concert.conductor import Conductor, ConductorConfig
 from concert.moderation import ModerationConfig, Moderator, SuggestionRefused, load_wordlist
 from concert.rounds import Schedule
+from concert.store.memory import MemoryStore
 from engine.backends import DEFAULT_BACKEND, DEFAULT_PRECISION, BackendConfig, build_source
+from engine.clock import BarClock
 from engine.interpret import resolve
 from engine.prompt import Prompt, PromptError, prompt_from_json
+from engine.source import AudioSource
 from engine.styles import UnknownStyleError
 
 MAX_SECONDS = 24 * 3600.0  # longest render accepted, seconds
+ROUND_CLOSE_TURNS = 8  # event-loop turns given to a round close between chunks (the memory store never waits)
 
 
 class RenderError(ValueError):
@@ -40,7 +47,7 @@ class ScriptEvent:
 class RenderInfo:
     out: Path
     seconds: float  # audio seconds written
-    bars: int  # bars rendered
+    bars: int  # bars that started in the audio written
     events: list[dict[str, object]]  # applied events: at, bar, prompt
     x_realtime: float  # audio seconds per compute second
 
@@ -131,34 +138,53 @@ def render_to_file(
         source = build_source(config, replace(current, section=schedule.section_for(0)))
     except errors as e:
         raise RenderError(str(e)) from None
-    sr = source.sample_rate
-    total = int(seconds * sr)
-    applied: list[dict[str, object]] = []
-    pending = list(events)
-    section = schedule.section_for(0)
     out.parent.mkdir(parents=True, exist_ok=True)
     fmt = {".mp3": "MP3", ".ogg": "OGG", ".flac": "FLAC", ".wav": "WAV"}[out.suffix.lower()]
     subtype = {"MP3": "MPEG_LAYER_III", "OGG": "VORBIS", "FLAC": "PCM_16", "WAV": "PCM_16"}[fmt]
-    written = bars = 0
     t0 = time.perf_counter()
-    with sf.SoundFile(out, "w", samplerate=sr, channels=1, format=fmt, subtype=subtype) as f:
+    with sf.SoundFile(out, "w", samplerate=source.sample_rate, channels=1, format=fmt, subtype=subtype) as f:
+        written, bars, applied = asyncio.run(_play(source, current, events, schedule, moderator, seconds, f))
+    elapsed = time.perf_counter() - t0
+    sr = source.sample_rate
+    return RenderInfo(out, written / sr, bars, applied, (written / sr) / max(elapsed, 1e-9))
+
+
+async def _play(
+    source: AudioSource,
+    opening: Prompt,
+    events: list[ScriptEvent],
+    schedule: Schedule,
+    moderator: Moderator,
+    seconds: float,
+    f: sf.SoundFile,
+) -> tuple[int, int, list[dict[str, object]]]:
+    """Render `seconds` through the conductor; returns (samples written, bars started, applied events)."""
+    sr = source.sample_rate
+    total = int(seconds * sr)
+    written = bars = 0
+    applied: list[dict[str, object]] = []
+    pending = list(events)
+    clock = BarClock()
+    config = ConductorConfig(schedule=schedule, start_style=resolve(opening).dominant())
+    conductor = Conductor(config, MemoryStore(), source, moderator=moderator, clock=lambda: written / sr)
+    conductor.override(replace(opening, ramp_bars=0))
+    try:
         while written < total:
-            bar = source.next_bar
-            now = written / sr
-            changed = False
-            while pending and pending[0].at <= now:
+            while pending and pending[0].at <= written / sr:
                 ev = pending.pop(0)
-                current = ev.prompt
-                changed = True
-                applied.append({"at": ev.at, "bar": bar, "prompt": ev.prompt.as_json()})
-            wanted = schedule.section_for(bar)
-            if changed or wanted != section:
-                section = wanted
-                source.set_prompt(replace(current, section=current.section or section), at_bar=bar)
+                landing = conductor.override(ev.prompt)
+                applied.append({"at": ev.at, "bar": landing, "prompt": ev.prompt.as_json()})
             chunk = source.next_chunk()
             pcm = chunk.pcm[: total - written]  # (samples,)
+            stamped = clock.stamp(
+                replace(chunk, pcm=pcm, bar_starts=tuple(b for b in chunk.bar_starts if b[0] < len(pcm)))
+            )
             f.write(pcm)
             written += len(pcm)
-            bars += 1
-    elapsed = time.perf_counter() - t0
-    return RenderInfo(out, written / sr, bars, applied, (written / sr) / max(elapsed, 1e-9))
+            bars += len(stamped.bar_starts)
+            conductor.on_block(stamped)  # as if it were audible now: offline, rendering is playing
+            for _ in range(ROUND_CLOSE_TURNS):  # let a round close (memory-store awaits) finish before rendering on
+                await asyncio.sleep(0)
+    finally:
+        await conductor.aclose()
+    return written, bars, applied

@@ -217,3 +217,24 @@ def test_a_round_close_in_flight_is_kept_and_cancelled_on_close() -> None:
         assert cancelled.is_set()
 
     run(main)
+
+
+def test_the_djs_tempo_holds_across_rounds_until_the_crowd_segues() -> None:
+    async def main() -> None:
+        s = Set()
+        await s.bars(1)
+        s.c.override(Prompt.of("techno", bpm=150.0, ramp_bars=0))
+        await s.bars(5)  # two moves rounds and a direction round close with no votes: "stay"
+        assert s.c.prompt.bpm == 150.0 and s.playing[-1].bpm == pytest.approx(150.0)
+        await s.c.vote("a", s.c.moves.id, "faster")  # the crowd still moves the tempo from there
+        await s.bars(2)
+        assert s.c.prompt.bpm == 150.0 + s.c.live.bpm_offset and s.c.live.bpm_offset > 0
+        d = s.c.direction
+        target = next(o for o in d.options if o.style is not None)
+        for i in range(3):
+            await s.c.vote(f"d{i}", d.id, target.id)
+        await s.bars(4)  # the crowd takes the set to a new genre: its own tempo, the pin is gone
+        assert s.c.pinned.bpm is None and s.c.mix[0][0] == target.id
+        assert s.c.prompt.bpm != pytest.approx(150.0 + s.c.live.bpm_offset)
+
+    run(main)

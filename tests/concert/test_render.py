@@ -97,3 +97,10 @@ def test_embedded_renders_at_each_precision_and_refuses_an_unknown_one(tmp_path:
 def test_serve_config_names_a_bad_precision() -> None:
     with pytest.raises(ValueError, match="'fp8'"):
         ServeConfig(precision="fp8")
+
+
+def test_the_bars_figure_counts_bars_not_chunks(tmp_path: Path) -> None:
+    proc = render(tmp_path, "--style", "house", "--seconds", "10", "--out", "h.wav")
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert info["bars"] == 6  # 124 bpm: bars of 1.935 s start at 0, 1.9, 3.9, 5.8, 7.7 and 9.7 s
