@@ -8,8 +8,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from concert.aggregator import CROWD_MODES
 from concert.config import OUTPUTS, ServeConfig
+from concert.crowd.aggregator import CROWD_MODES
 from engine.backends import BACKENDS, DEFAULT_BACKEND, DEFAULT_PRECISION, PRECISIONS
 
 MODEL_HELP = "musicgen: a local MusicGen folder (HF format); embedded: a weights folder instead of the shipped one"
@@ -19,9 +19,9 @@ PRECISION_HELP = "token backends: int8 weights (fastest on CPU), bfloat16 or flo
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from concert.app import create_app
-    from concert.protocol import MAX_FRAME_BYTES
-    from concert.runtime import PreflightError, preflight
+    from concert.server.app import create_app
+    from concert.server.protocol import MAX_FRAME_BYTES
+    from concert.server.runtime import PreflightError, preflight
 
     kwargs = dict(
         host=args.host,
@@ -74,7 +74,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _render(args: argparse.Namespace) -> int:
-    from concert.render import RenderError, render_to_file
+    from concert.playback.render import RenderError, render_to_file
 
     try:
         info = render_to_file(
@@ -100,7 +100,7 @@ def _bench(args: argparse.Namespace) -> int:
 
     result: Mapping[str, object]
     if args.what == "engine":
-        from engine.bench import bench_engine
+        from concert.bench.engine import bench_engine
 
         result = bench_engine(
             seconds=args.seconds or 10.0,
@@ -110,7 +110,7 @@ def _bench(args: argparse.Namespace) -> int:
             repeats=args.repeats,
         )
     elif args.what == "synth":
-        from engine.synth.bench import bench_synth
+        from concert.bench.synth import bench_synth
 
         result = bench_synth(seconds=args.seconds or 60.0)
     else:
@@ -146,9 +146,9 @@ def _train(args: argparse.Namespace) -> int:
 
     import torch
 
+    from engine.embedded.weights import SHIPPED
     from engine.train import commands
     from engine.train.loop import RunConfig
-    from engine.weights import SHIPPED
 
     torch.set_num_threads(args.threads)
     run = RunConfig(
@@ -176,8 +176,8 @@ def _train(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     import json
 
+    from engine.embedded.weights import SHIPPED
     from engine.train.commands import export
-    from engine.weights import SHIPPED
 
     summary = export(_paths(args), args.out or SHIPPED, args.figures)
     print(json.dumps(summary), flush=True)
@@ -187,9 +187,9 @@ def _export(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     import json
 
+    from engine.embedded.weights import SHIPPED
     from engine.train.commands import _open_corpus
     from engine.train.evaluate import EvalConfig, evaluate
-    from engine.weights import SHIPPED
 
     config = EvalConfig(set_seconds=args.set_seconds, threads=args.threads, precision=args.precision)
     out = args.out or args.home / "eval"

@@ -8,7 +8,7 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from concert.aggregator import CROWD_MODES
+from concert.crowd.aggregator import CROWD_MODES
 from engine.backends import BACKENDS, DEFAULT_BACKEND, DEFAULT_PRECISION, PRECISIONS
 
 OUTPUTS = ("none", "speakers")

@@ -1,8 +1,8 @@
 """Audio sources by name: `synth`, `embedded` (our token model) and `musicgen` (MusicGen weights in our loop).
 
 Built once at the entry point and injected; no registry. `embedded` loads the trained codec and token model
-shipped in the package (`engine.weights.SHIPPED`), or another weights folder given as `model_path`; a missing or
-broken file raises `engine.weights.WeightsError` naming it (never random weights). `musicgen` loads
+shipped in the package (`engine.embedded.weights.SHIPPED`), or another weights folder given as `model_path`; a
+missing or broken file raises `engine.embedded.weights.WeightsError` naming it (never random weights). `musicgen` loads
 transformers' MusicGen from a local checkpoint folder (never the network).
 """
 
@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engine.prompt import Prompt
+from engine.music.prompt import Prompt
 from engine.source import AudioSource
 
 if TYPE_CHECKING:
-    from engine.lm import TokenLM
+    from engine.lm.model import TokenLM
 
 BACKENDS = ("synth", "embedded", "musicgen")
 DEFAULT_BACKEND = "synth"  # what `concert serve` and `concert render` play unless told otherwise
@@ -30,9 +30,9 @@ class BackendConfig:
     seed: int = 0  # sampling / rendering seed
     sample_rate: int = 24000  # Hz; the synth's rate (the token backends' codecs declare their own)
     precision: str = DEFAULT_PRECISION  # token model weights: int8 (weight-only, bfloat16 activations; fastest on CPU),
-    # bfloat16 or float32; attention runs in float32 on CPU whichever (engine.lm.TokenLM.attention_dtype)
+    # bfloat16 or float32; attention runs in float32 on CPU whichever (engine.lm.model.TokenLM.attention_dtype)
     model_path: Path | None = None  # musicgen: a local MusicGen checkpoint folder (HF format); embedded: a weights
-    # folder (engine.weights) instead of the shipped one
+    # folder (engine.embedded.weights) instead of the shipped one
 
     def __post_init__(self) -> None:
         if self.name not in BACKENDS:
@@ -45,9 +45,9 @@ class BackendConfig:
 
 def embedded_lm_config():  # type: ignore[no-untyped-def]
     """The embedded model's size: ~10.2 M parameters (4 layers of 384), 4 codebooks × 1024 at 50 Hz."""
-    from engine.conditioning import NUM_CONTROLS
-    from engine.lm import LMConfig
-    from engine.styles import GENRES
+    from engine.generate.conditioning import NUM_CONTROLS
+    from engine.lm.model import LMConfig
+    from engine.music.styles import GENRES
 
     return LMConfig(num_styles=len(GENRES), num_controls=NUM_CONTROLS)
 
@@ -56,7 +56,7 @@ def build_source(config: BackendConfig, prompt: Prompt) -> AudioSource:
     """The source for `config.name`, opening with `prompt`. Heavy imports stay inside.
 
     musicgen: FileNotFoundError names a missing checkpoint folder; NotMusicgenError (a ValueError) a folder
-    holding something else; engine.codec.CodecError an EnCodec that cannot decode the decoder's tokens.
+    holding something else; engine.codec.model.CodecError an EnCodec that cannot decode the decoder's tokens.
     """
     if config.name == "synth":
         from engine.synth.source import StyleSynth, SynthConfig
@@ -64,12 +64,12 @@ def build_source(config: BackendConfig, prompt: Prompt) -> AudioSource:
         return StyleSynth(SynthConfig(sample_rate=config.sample_rate, seed=config.seed), prompt)
     import torch
 
-    from engine.continuation import ContinuationConfig, TokenSource
+    from engine.generate.continuation import ContinuationConfig, TokenSource
 
     continuation = ContinuationConfig(seed=config.seed)
     if config.name == "musicgen":
-        from engine.musicgen_source import musicgen_source
-        from engine.musicgen_weights import load_musicgen
+        from engine.musicgen.source import musicgen_source
+        from engine.musicgen.weights import load_musicgen
 
         assert config.model_path is not None  # checked by BackendConfig
         load = torch.bfloat16 if config.precision == "bfloat16" else torch.float32  # int8 quantizes from float32
@@ -77,7 +77,7 @@ def build_source(config: BackendConfig, prompt: Prompt) -> AudioSource:
         with_precision(parts.lm, config.precision)
         return musicgen_source(parts, prompt, continuation)
 
-    from engine.weights import SHIPPED, load_embedded
+    from engine.embedded.weights import SHIPPED, load_embedded
 
     lm, codec = load_embedded(SHIPPED if config.model_path is None else config.model_path)
     return TokenSource(with_precision(lm, config.precision), codec, prompt, continuation)

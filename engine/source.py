@@ -3,7 +3,7 @@
 A source renders forward in time on a bar clock. `set_prompt` may be called from
 any thread; the change lands on a bar boundary (the given one, or the next bar not
 yet rendered) and glides over `prompt.ramp_bars` bars. `next_chunk` is called by
-one producer thread (see engine.lookahead) and never by the event loop.
+one producer thread (see engine.playback.lookahead) and never by the event loop.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from engine.prompt import Prompt
+from engine.music.prompt import Prompt
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class Chunk:
     start_sample: int  # absolute index of pcm[0] since the stream started
     bar_starts: tuple[tuple[int, int], ...]  # (offset into pcm in samples, absolute bar index) per bar starting here
     now_playing: NowPlaying  # what is playing at pcm[0]
-    bar: float | None = None  # the set's bar clock at pcm[0] (engine.clock, stamped by the audible deck);
+    bar: float | None = None  # the set's bar clock at pcm[0] (engine.playback.clock, stamped by the audible deck);
     # None on a source's own chunks and before the first bar start was heard
 
     @property
@@ -63,8 +63,8 @@ class Steerable(Protocol):
         """Schedule `prompt` from bar `at_bar` (None: the next bar not yet rendered).
 
         Returns the bar the change actually lands on (later than asked if that bar
-        was already rendered). Raises engine.prompt.PromptError or
-        engine.styles.UnknownStyleError for a prompt it cannot play; the current
+        was already rendered). Raises engine.music.prompt.PromptError or
+        engine.music.styles.UnknownStyleError for a prompt it cannot play; the current
         prompt then stays in force.
         """
         ...

@@ -2,10 +2,10 @@
 
 Two backends implement `Store`: `MemoryStore` (one process) and `RedisStore` (many server
 processes sharing one Redis). Both give the same answers to the same calls; the shared
-behaviour suite in `tests/concert/test_store.py` runs against each.
+behaviour suite in `tests/concert/store/test_store.py` runs against each.
 
 Round ids are trusted: they come from the conductor's current ballot, never straight from a
-phone. Device ids come from `concert.identity` (verified cookies).
+phone. Device ids come from `concert.server.identity` (verified cookies).
 """
 
 from __future__ import annotations

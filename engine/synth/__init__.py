@@ -1,4 +1,4 @@
-"""Procedural style synth: endless, steerable music for every genre in engine.styles.
+"""Procedural style synth: endless, steerable music for every genre in engine.music.styles.
 
 Entry point: `engine.synth.source.StyleSynth(SynthConfig(...), prompt)`, an
 `engine.source.AudioSource` that renders one bar per `next_chunk()`.

@@ -1,4 +1,4 @@
-"""The synth's bar plans: `engine.steering.Steering` over `Controls`, read once per bar (pure, not thread-safe).
+"""The synth's bar plans: `engine.music.steering.Steering` over `Controls`, read once per bar (pure, not thread-safe).
 
 Steering owns where changes land and how they glide (genre weights, tempo, energy and brightness move linearly
 from their value at the landing downbeat to the target); mode and section switch at the landing bar. Values are
@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.interpret import Controls
-from engine.steering import Steering
+from engine.music.interpret import Controls
+from engine.music.steering import Steering
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,10 @@ import threading
 
 import numpy as np
 
-from engine.interpret import resolve
-from engine.prompt import Prompt
+from engine.music.interpret import resolve
+from engine.music.prompt import Prompt
+from engine.music.styles import GENRE_IDS
 from engine.source import Chunk, NowPlaying
-from engine.styles import GENRE_IDS
 from engine.synth.arrange import BarContext
 from engine.synth.config import SynthConfig
 from engine.synth.effects import Reverb, reverb_ir, soft_limit

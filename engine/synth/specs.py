@@ -60,7 +60,7 @@ class PartSpec:
 
 @dataclass(frozen=True)
 class GenreSpec:
-    id: str  # genre id from engine.styles
+    id: str  # genre id from engine.music.styles
     kit: KitSpec
     drums: tuple[DrumLine, ...]
     bass: PartSpec | None  # note letters: "x" root, "o" octave, "5" fifth, "3" third

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.meter import BEATS_PER_BAR
+from engine.music.meter import BEATS_PER_BAR
 
 
 def beat_seconds(beats: np.ndarray | float, bpm0: float, bpm1: float) -> np.ndarray:

@@ -4,7 +4,7 @@ It answers "which of the 8 genres does this audio sound like?" for evaluation: d
 does the token model play what the prompt asked for. Features are fixed (no learning): per-band mean, standard
 deviation and mean absolute frame-to-frame change of `metrics.log_mel`, plus the onset envelope's normalised
 autocorrelation at fixed lags (the groove: tempo and swing). The model is a standardised linear softmax over
-`engine.styles.GENRE_IDS`, fitted full-batch with L-BFGS in torch (float64, deterministic); inference is numpy.
+`engine.music.styles.GENRE_IDS`, fitted full-batch with L-BFGS in torch (float64, deterministic); inference is numpy.
 
     feats = np.stack([style_features(w, sr) for w in windows])   # (N, FEATURE_DIM)
     clf = StyleClassifier.fit(feats, labels)                      # labels: indices into GENRE_IDS
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.styles import GENRE_IDS
+from engine.music.styles import GENRE_IDS
 from engine.synth.analysis import onset_envelope
 from engine.train.metrics import log_mel
 

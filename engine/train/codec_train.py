@@ -3,7 +3,7 @@
 transformers' `EncodecModel` has no training path (its codebooks are buffers, no straight-through estimator), so
 training wraps its encoder and decoder around `vector_quantize_pytorch.ResidualVQ` (EMA codebooks, k-means init,
 dead-code expiry, straight-through gradients). `TrainableCodec.export` writes the learned codebooks into the
-`EncodecModel`'s quantizer buffers: the result is an ordinary `engine.codec.Codec`, streaming decoder and all.
+`EncodecModel`'s quantizer buffers: the result is an ordinary `engine.codec.model.Codec`, streaming decoder and all.
 
     loss = stft_weight * multi-resolution STFT (spectral convergence + log magnitude, auraloss)
          + wave_weight * L1(waveform)             (keeps phase aligned: SI-SNR, not only the spectrum)
@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from engine.codec import Codec, CodecConfig, EncodecModelOptionalLstm
+from engine.codec.model import Codec, CodecConfig, EncodecModelOptionalLstm
 from engine.train.corpus import Corpus
 
 
@@ -180,8 +180,9 @@ class CodecJob:
         """Seed the codebooks by k-means on >= 4 codebook sizes of encoder frames (one big first batch)."""
         frames = 4 * self.config.codec.codebook_size
         seconds = frames / self.config.codec.frame_rate
-        crops = self.corpus.crops("train", np.random.default_rng(self.config.seed + 2), max(1, round(seconds)),
-                                  self.corpus.config.sample_rate)
+        crops = self.corpus.crops(
+            "train", np.random.default_rng(self.config.seed + 2), max(1, round(seconds)), self.corpus.config.sample_rate
+        )
         with torch.no_grad():
             self.model(torch.from_numpy(crops).to(self.device))
 
@@ -215,8 +216,11 @@ class CodecJob:
             used.append(codes)
         codes = torch.cat(used, dim=2)[0]  # (K, F)
         usage = np.mean([len(torch.unique(codes[k])) for k in range(codes.shape[0])]) / codec.codebook_size
-        return {"holdout_si_snr_db": float(np.mean(snr)), "holdout_mel_distance": float(np.mean(mel)),
-                "codebook_usage": float(usage)}
+        return {
+            "holdout_si_snr_db": float(np.mean(snr)),
+            "holdout_mel_distance": float(np.mean(mel)),
+            "codebook_usage": float(usage),
+        }
 
     def state_dict(self) -> dict[str, Any]:
         return {

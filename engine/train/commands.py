@@ -67,7 +67,7 @@ def _open_corpus(paths: Paths) -> Corpus:
 
 
 def train_codec(paths: Paths, config: CodecTrainConfig, run_config: RunConfig, shipped: Path | None) -> RunResult:
-    from engine.weights import CODEC_DIR, load_codec
+    from engine.embedded.weights import CODEC_DIR, load_codec
 
     corpus = _open_corpus(paths)
     init = None
@@ -82,7 +82,7 @@ def train_codec(paths: Paths, config: CodecTrainConfig, run_config: RunConfig, s
 
 
 def _codec_for_lm(paths: Paths, codec_dir: Path | None, shipped: Path | None) -> Path:
-    from engine.weights import CODEC_DIR
+    from engine.embedded.weights import CODEC_DIR
 
     if codec_dir is not None:
         return codec_dir
@@ -97,7 +97,7 @@ def train_lm(
     paths: Paths, config: LMTrainConfig, run_config: RunConfig, shipped: Path | None, codec_dir: Path | None = None
 ) -> RunResult:
     from engine.backends import embedded_lm_config
-    from engine.weights import LM_FILE, load_codec, load_lm
+    from engine.embedded.weights import LM_FILE, load_codec, load_lm
 
     codec = load_codec(_codec_for_lm(paths, codec_dir, shipped))
     fingerprint = codec_fingerprint(codec)
@@ -119,7 +119,7 @@ def train_lm(
     if not ckpt.is_file() and shipped is not None and (shipped / LM_FILE).is_file():
         candidate = load_lm(shipped / LM_FILE)
         if candidate.config == embedded_lm_config() and (shipped / "codec").is_dir():
-            from engine.weights import CODEC_DIR
+            from engine.embedded.weights import CODEC_DIR
 
             if codec_fingerprint(load_codec(shipped / CODEC_DIR)) == fingerprint:
                 init = candidate
@@ -131,7 +131,7 @@ def train_lm(
 
 def export(paths: Paths, out: Path, figures: Path | None = None) -> dict[str, object]:
     """Write the float16 weights folder (codec, token model, model card) from the two runs' last checkpoints."""
-    from engine.weights import load_codec, load_lm, save_embedded
+    from engine.embedded.weights import load_codec, load_lm, save_embedded
 
     codec = load_codec(paths.codec_export)
     lm = load_lm(paths.lm_export)

@@ -27,10 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
-from concert.rounds import Schedule
-from engine.interpret import resolve
-from engine.prompt import SECTIONS, Prompt, StyleWeight
-from engine.styles import GENRE_IDS, GENRES
+from concert.crowd.rounds import Schedule
+from engine.music.interpret import resolve
+from engine.music.prompt import SECTIONS, Prompt, StyleWeight
+from engine.music.styles import GENRE_IDS, GENRES
 from engine.synth.schedule import PromptSchedule
 from engine.synth.source import StyleSynth, SynthConfig
 
@@ -55,8 +55,9 @@ class CorpusConfig:
 
     def __post_init__(self) -> None:
         if not self.train_hours > 0 or not self.piece_seconds >= 4:
-            raise ValueError(f"need train_hours > 0 and piece_seconds >= 4, got {self.train_hours}, "
-                             f"{self.piece_seconds}")
+            raise ValueError(
+                f"need train_hours > 0 and piece_seconds >= 4, got {self.train_hours}, {self.piece_seconds}"
+            )
         if self.holdout_pieces < 1 or self.sample_rate % self.hop_length:
             raise ValueError("need holdout_pieces >= 1 and a sample_rate that is a whole number of hops")
         Schedule(round_bars=self.round_bars, song_phrases=self.song_phrases)  # raises on a schedule serve refuses
@@ -85,7 +86,7 @@ class Labels:
     energy: np.ndarray  # (F,) float32 0..1
     brightness: np.ndarray  # (F,) float32 0..1
     minor: np.ndarray  # (F,) uint8 1 = minor mode
-    section: np.ndarray  # (F,) int8 index into engine.prompt.SECTIONS
+    section: np.ndarray  # (F,) int8 index into engine.music.prompt.SECTIONS
     bar: np.ndarray  # (F,) float32 bar clock at the frame's centre (bar index + fraction)
 
     @property

@@ -31,10 +31,10 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from engine.codec import Codec
-from engine.prompt import Prompt
+from engine.codec.model import Codec
+from engine.music.prompt import Prompt
+from engine.music.styles import GENRE_IDS, GENRES
 from engine.source import AudioSource
-from engine.styles import GENRE_IDS, GENRES
 from engine.synth.analysis import estimate_bpm
 from engine.train.classifier import StyleClassifier, style_features
 from engine.train.corpus import Corpus
@@ -231,7 +231,7 @@ def _marks(segments: list[Segment], bars: dict[int, int], sr: int, seconds: floa
 def evaluate(weights: Path, corpus: Corpus, config: EvalConfig, out: Path) -> dict[str, float | int | str]:
     """Every figure of the module docstring; PNGs and the 3-minute WAV are written to `out`."""
     from engine.backends import BackendConfig, build_source
-    from engine.weights import load_embedded
+    from engine.embedded.weights import load_embedded
 
     torch.set_num_threads(config.threads)
     out.mkdir(parents=True, exist_ok=True)

@@ -1,10 +1,10 @@
 """`concert train lm`: the embedded TokenLM on the tokenised corpus, conditioned as the live source feeds it.
 
-A training sequence is `seq_len` delayed steps (MusicGen's delay pattern, `engine.patterns`): either the start of
+A training sequence is `seq_len` delayed steps (MusicGen's delay pattern, `engine.lm.patterns`): either the start of
 a piece behind the BOS frame (the stream's first steps, with the pattern's leading padding), or a crop from the
 middle (what the sliding window re-primes from). Each input step carries the conditioning of its frame — genre
-weights and `engine.conditioning.frame_controls` (prompt features + bar-clock phase) — exactly the rows
-`engine.continuation.StyleConditioner` builds live; with probability `uncond_prob` a sequence gets the null row
+weights and `engine.generate.conditioning.frame_controls` (prompt features + bar-clock phase) — exactly the rows
+`engine.generate.continuation.StyleConditioner` builds live; with probability `uncond_prob` a sequence gets the null row
 instead, so classifier-free guidance has an unconditional model to push away from. The loss is cross-entropy
 per codebook over real (non-padding) targets.
 """
@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from engine.conditioning import frame_controls
-from engine.lm import LMConfig, TokenLM
+from engine.generate.conditioning import frame_controls
+from engine.lm.model import LMConfig, TokenLM
 from engine.train.tokens import TokenPiece, TokenSet
 
 
@@ -100,16 +100,19 @@ def sequence_loss(lm: TokenLM, batch: dict[str, Tensor], per_codebook: bool = Fa
     logits = lm(tokens, cond)  # (B, K, T, card)
     if not per_codebook:
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)
-    losses = [F.cross_entropy(logits[:, k].reshape(-1, logits.shape[-1]), targets[:, k].reshape(-1),
-                              ignore_index=-100) for k in range(K)]
+    losses = [
+        F.cross_entropy(logits[:, k].reshape(-1, logits.shape[-1]), targets[:, k].reshape(-1), ignore_index=-100)
+        for k in range(K)
+    ]
     return torch.stack(losses)  # (K,)
 
 
 class LMJob:
     """The token model's `engine.train.loop.Job`."""
 
-    def __init__(self, tokens: TokenSet, lm_config: LMConfig, config: LMTrainConfig, out: Path,
-                 init: TokenLM | None = None) -> None:
+    def __init__(
+        self, tokens: TokenSet, lm_config: LMConfig, config: LMTrainConfig, out: Path, init: TokenLM | None = None
+    ) -> None:
         self.config = config
         self.out = out
         self.device = torch.device(config.device)
@@ -173,6 +176,6 @@ class LMJob:
         self.rng.bit_generator.state = state["data_rng"]
 
     def snapshot(self, step: int, hours: float) -> None:
-        from engine.weights import save_lm
+        from engine.embedded.weights import save_lm
 
         save_lm(self.lm, self.out, dtype=torch.float32, extra={"step": str(step), "hours": f"{hours:.3f}"})

@@ -4,8 +4,8 @@
     <dir>/<piece>.npz         codes (K, F) uint16, weights (F, num_genres) float16, controls (F, PROMPT_CONTROLS)
                               float16, bar (F,) float32
 
-The controls come from `engine.conditioning.control_matrix` and the phase from `phase_matrix` at train time, the
-same functions the running source uses, so the model is trained on exactly what it is fed live. A tokenisation
+The controls come from `engine.generate.conditioning.control_matrix` and the phase from `phase_matrix` at train
+time, the same functions the running source uses, so the model is trained on exactly what it is fed live. A tokenisation
 that was stopped resumes; one made with another codec is refused.
 """
 
@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.codec import Codec
-from engine.conditioning import control_matrix
+from engine.codec.model import Codec
+from engine.generate.conditioning import control_matrix
 from engine.train.corpus import SPLITS, Corpus, CorpusError
 
 MANIFEST = "tokens.json"

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from engine.embedded.weights import LM_FILE, WeightsError, load_embedded
 from engine.train.corpus import CorpusConfig, build_corpus
-from engine.weights import LM_FILE, WeightsError, load_embedded
 
 pytestmark = pytest.mark.slow
 TINY = CorpusConfig(train_hours=36 / 3600, piece_seconds=12.0, holdout_pieces=2)  # 3 train + 2 held-out pieces
@@ -62,8 +62,19 @@ def test_exported_weights_play_through_render(trained: Path, tmp_path: Path) -> 
     lm, codec = load_embedded(weights)
     assert lm.config.num_codebooks == codec.num_codebooks == 4
     wav = tmp_path / "set.wav"
-    proc = concert("render", "--style", "techno", "--seconds", "3", "--out", str(wav), "--backend", "embedded",
-                   "--model", str(weights))
+    proc = concert(
+        "render",
+        "--style",
+        "techno",
+        "--seconds",
+        "3",
+        "--out",
+        str(wav),
+        "--backend",
+        "embedded",
+        "--model",
+        str(weights),
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     pcm, sr = sf.read(str(wav), dtype="float32")
     assert sr == codec.sample_rate and len(pcm) == 3 * sr and np.all(np.isfinite(pcm))
@@ -76,8 +87,19 @@ def test_a_corrupt_weights_file_is_refused_by_name(trained: Path, tmp_path: Path
     (broken / LM_FILE).write_bytes(data[: len(data) // 2])
     with pytest.raises(WeightsError, match=str(broken / LM_FILE)):
         load_embedded(broken)
-    proc = concert("render", "--style", "house", "--seconds", "2", "--out", str(tmp_path / "x.wav"), "--backend",
-                   "embedded", "--model", str(broken))
+    proc = concert(
+        "render",
+        "--style",
+        "house",
+        "--seconds",
+        "2",
+        "--out",
+        str(tmp_path / "x.wav"),
+        "--backend",
+        "embedded",
+        "--model",
+        str(broken),
+    )
     assert proc.returncode == 2 and str(broken / LM_FILE) in proc.stderr
 
 
@@ -85,8 +107,17 @@ def test_eval_reports_every_figure(trained: Path, tmp_path: Path) -> None:
     from engine.train.corpus import Corpus
     from engine.train.evaluate import EvalConfig, evaluate
 
-    config = EvalConfig(window_s=4.0, latency_window_s=3.0, classifier_windows=24, codec_clips=2, clip_s=4.0,
-                        segment_bars=4, set_seconds=24.0, png_seconds=12.0, threads=1)
+    config = EvalConfig(
+        window_s=4.0,
+        latency_window_s=3.0,
+        classifier_windows=24,
+        codec_clips=2,
+        clip_s=4.0,
+        segment_bars=4,
+        set_seconds=24.0,
+        png_seconds=12.0,
+        threads=1,
+    )
     result = evaluate(trained / "weights", Corpus(trained / "corpus" / "seed0"), config, tmp_path)
     for key in ("classifier_holdout_accuracy", "style_accuracy", "codec_style_agreement", "collapse"):
         assert 0.0 <= float(result[key]) <= 1.0, (key, result[key])

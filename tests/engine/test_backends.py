@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from engine.backends import BackendConfig, build_source
-from engine.continuation import TokenSource
-from engine.linear import StepLinear
-from engine.prompt import Prompt
+from engine.generate.continuation import TokenSource
+from engine.lm.linear import StepLinear
+from engine.music.prompt import Prompt
 from engine.synth.source import StyleSynth
 
 

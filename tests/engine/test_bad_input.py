@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.codec import Codec, CodecConfig, CodecError
-from engine.continuation import ContinuationConfig, TokenSource
-from engine.lm import LMConfig, TokenLM
-from engine.musicgen_weights import load_musicgen
-from engine.prompt import Prompt, PromptError, StyleWeight, prompt_from_json
-from engine.styles import UnknownStyleError
-from tests.engine.test_continuation import tiny
+from engine.codec.model import Codec, CodecConfig, CodecError
+from engine.generate.continuation import ContinuationConfig, TokenSource
+from engine.lm.model import LMConfig, TokenLM
+from engine.music.prompt import Prompt, PromptError, StyleWeight, prompt_from_json
+from engine.music.styles import UnknownStyleError
+from engine.musicgen.weights import load_musicgen
+from tests.engine.generate.test_continuation import tiny
 
 BAD_PROMPTS: list[tuple[Callable[[], object], type[Exception], str]] = [
     (lambda: Prompt.of("polka"), UnknownStyleError, "'polka'"),

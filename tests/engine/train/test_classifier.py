@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.prompt import Prompt
-from engine.styles import GENRE_IDS
+from engine.music.prompt import Prompt
+from engine.music.styles import GENRE_IDS
 from engine.synth.source import StyleSynth, SynthConfig
 from engine.train.classifier import (
     FEATURE_DIM,

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from engine.codec import Codec, CodecConfig
+from engine.codec.model import Codec, CodecConfig
 from engine.train.codec_train import CodecJob, CodecTrainConfig, TrainableCodec, training_init
 from engine.train.corpus import Corpus
 from engine.train.loop import RunConfig, run
@@ -147,8 +147,7 @@ def test_decoder_only_keeps_encoder_and_codebooks(
     trained: tuple[CodecJob, list[float]], corpus: Corpus, tmp_path: Path
 ) -> None:
     start = trained[0].model.export()
-    config = CodecTrainConfig(codec=TINY, batch=2, seconds=0.5, holdout_clips=1, holdout_seconds=0.5,
-                              decoder_only=True)
+    config = CodecTrainConfig(codec=TINY, batch=2, seconds=0.5, holdout_clips=1, holdout_seconds=0.5, decoder_only=True)
     job = CodecJob(corpus, config, tmp_path / "export", init=start)
     encoder, rvq, decoder = _state(job.model.model.encoder), _state(job.model.rvq), _state(job.model.model.decoder)
     for i in range(5):
@@ -164,8 +163,7 @@ def test_decoder_only_keeps_encoder_and_codebooks(
 
 
 def test_decoder_only_from_scratch_keeps_encoder_and_codebooks(corpus: Corpus, tmp_path: Path) -> None:
-    config = CodecTrainConfig(codec=TINY, batch=2, seconds=0.5, holdout_clips=1, holdout_seconds=0.5,
-                              decoder_only=True)
+    config = CodecTrainConfig(codec=TINY, batch=2, seconds=0.5, holdout_clips=1, holdout_seconds=0.5, decoder_only=True)
     job = CodecJob(corpus, config, tmp_path / "export")
     encoder, rvq, decoder = _state(job.model.model.encoder), _state(job.model.rvq), _state(job.model.model.decoder)
     for i in range(3):
@@ -188,8 +186,7 @@ def test_full_training_moves_encoder_and_codebooks(corpus: Corpus, tmp_path: Pat
 def test_a_full_checkpoint_loads_into_a_decoder_only_job(corpus: Corpus, tmp_path: Path) -> None:
     full = CodecJob(corpus, TRAIN, tmp_path / "a")
     full.step(0)
-    config = CodecTrainConfig(codec=TINY, batch=2, seconds=0.5, holdout_clips=1, holdout_seconds=0.5,
-                              decoder_only=True)
+    config = CodecTrainConfig(codec=TINY, batch=2, seconds=0.5, holdout_clips=1, holdout_seconds=0.5, decoder_only=True)
     dec = CodecJob(corpus, config, tmp_path / "b")
     dec.load_state_dict(full.state_dict())  # the optimizer starts afresh for the decoder's parameters
     for name, tensor in full.model.state_dict().items():

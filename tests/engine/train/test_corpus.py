@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from concert.rounds import Schedule
-from engine.prompt import SECTIONS
-from engine.styles import GENRE_IDS, GENRES
+from concert.crowd.rounds import Schedule
+from engine.music.prompt import SECTIONS
+from engine.music.styles import GENRE_IDS, GENRES
 from engine.train.corpus import (
     MANIFEST,
     SPLITS,
@@ -159,8 +159,9 @@ def test_rebuild_with_another_config_is_refused(tmp_path: Path, corpus_dir: Path
     folder = tmp_path / "other"
     shutil.copytree(corpus_dir, folder)
     with pytest.raises(CorpusError, match=str(folder / MANIFEST)):
-        build_corpus(folder, CorpusConfig(train_hours=16 / 3600, piece_seconds=8.0, holdout_pieces=1, seed=1),
-                     progress=False)
+        build_corpus(
+            folder, CorpusConfig(train_hours=16 / 3600, piece_seconds=8.0, holdout_pieces=1, seed=1), progress=False
+        )
     with pytest.raises(CorpusError, match="another config"):
         build_corpus(folder, CorpusConfig(train_hours=24 / 3600, piece_seconds=8.0, holdout_pieces=1), progress=False)
 

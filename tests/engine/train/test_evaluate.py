@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.prompt import Prompt
+from engine.music.prompt import Prompt
 from engine.synth.analysis import estimate_bpm
 from engine.synth.source import StyleSynth, SynthConfig
 from engine.train.evaluate import tempo_error

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scipy.signal import lfilter
 
-from engine.prompt import Prompt
-from engine.styles import GENRE_IDS
+from engine.music.prompt import Prompt
+from engine.music.styles import GENRE_IDS
 from engine.synth.source import StyleSynth, SynthConfig
 from engine.train import metrics
 from engine.train.metrics import (

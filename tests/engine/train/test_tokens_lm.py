@@ -12,21 +12,30 @@ import numpy as np
 import pytest
 import torch
 
-from engine.codec import Codec, CodecConfig
-from engine.conditioning import NUM_CONTROLS, control_matrix, frame_controls
-from engine.lm import LMConfig, TokenLM
-from engine.patterns import build_delay_pattern
-from engine.styles import GENRES
+from engine.codec.model import Codec, CodecConfig
+from engine.embedded.weights import LM_FORMAT, lm_metadata, load_lm
+from engine.generate.conditioning import NUM_CONTROLS, control_matrix, frame_controls
+from engine.lm.model import LMConfig, TokenLM
+from engine.lm.patterns import build_delay_pattern
+from engine.music.styles import GENRES
 from engine.train.corpus import SPLITS, Corpus, CorpusError
 from engine.train.lm_train import LMJob, LMTrainConfig, SequenceSampler, sequence_loss
 from engine.train.loop import RunConfig, run
 from engine.train.tokens import MANIFEST, TokenPiece, TokenSet, codec_fingerprint, tokenize_corpus
-from engine.weights import LM_FORMAT, lm_metadata, load_lm
 
 TINY_CODEC = CodecConfig(num_filters=4, hidden_size=16, codebook_size=64, num_codebooks=2)
 K, CARD, T = 2, 64, 40
-TINY_LM = LMConfig(num_codebooks=K, card=CARD, dim=32, num_layers=1, num_heads=2, ffn_dim=64, max_len=200,
-                   num_styles=len(GENRES), num_controls=NUM_CONTROLS)
+TINY_LM = LMConfig(
+    num_codebooks=K,
+    card=CARD,
+    dim=32,
+    num_layers=1,
+    num_heads=2,
+    ffn_dim=64,
+    max_len=200,
+    num_styles=len(GENRES),
+    num_controls=NUM_CONTROLS,
+)
 TRAIN = LMTrainConfig(batch=2, seq_len=T, holdout_batches=1, warmup_steps=1)
 
 
@@ -159,7 +168,7 @@ def _config(**kwargs: float) -> LMTrainConfig:
 
 
 def _delayed(piece: TokenPiece) -> np.ndarray:
-    """(K, F + K - 1) the piece in MusicGen's delay pattern, special = CARD, from engine.patterns."""
+    """(K, F + K - 1) the piece in MusicGen's delay pattern, special = CARD, from engine.lm.patterns."""
     return build_delay_pattern(torch.from_numpy(piece.codes)[None], CARD)[0].numpy()
 
 
@@ -254,8 +263,12 @@ def test_sequence_loss_per_codebook_and_null_row(tokens: TokenSet) -> None:
 
 
 def test_the_lm_loss_falls(tokens: TokenSet, tmp_path: Path) -> None:
-    job = LMJob(tokens, TINY_LM, LMTrainConfig(batch=2, seq_len=T, holdout_batches=1, warmup_steps=1, lr=2e-3),
-                tmp_path / "lm.safetensors")
+    job = LMJob(
+        tokens,
+        TINY_LM,
+        LMTrainConfig(batch=2, seq_len=T, holdout_batches=1, warmup_steps=1, lr=2e-3),
+        tmp_path / "lm.safetensors",
+    )
     losses = [job.step(i)["loss"] for i in range(60)]
     assert all(math.isfinite(x) for x in losses)
     assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 0.1

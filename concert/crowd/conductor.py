@@ -1,0 +1,456 @@
+"""The conductor: rounds on the bar clock, the crowd's result handed to the source.
+
+It listens to the player (what is audible now), closes ballots a few bars before
+phrase and song boundaries so the generator — which runs ahead of playback — can
+land the change exactly on the boundary, and keeps the state every client sees.
+All musical decisions are delegated to the pure modules (aggregator, rounds,
+moderation); this class only sequences them and does the I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, cast
+
+from prometheus_client import Histogram
+
+from concert.crowd import aggregator as agg
+from concert.crowd.moderation import Moderator, SuggestionRefused
+from concert.crowd.rounds import Schedule, seconds_until
+from concert.store.base import RoundClosedError, Store, UnknownSuggestionError
+from engine.music.interpret import resolve
+from engine.music.meter import clamp_bpm
+from engine.music.prompt import Mode, Prompt, PromptError, StyleWeight
+from engine.music.styles import GENRES, UnknownStyleError, genre
+from engine.source import Chunk, NowPlaying, Steerable
+
+log = logging.getLogger(__name__)
+
+SetlistLog = Callable[[Mapping[str, object]], object]
+
+
+class Refused(Exception):
+    """A crowd request the set turns down; `code` names why (the socket layer sends it back as an error frame)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ConductorConfig:
+    schedule: Schedule = field(default_factory=Schedule)
+    aggregator: agg.AggregatorConfig = field(default_factory=agg.AggregatorConfig)
+    moves: agg.MoveConfig = field(default_factory=agg.MoveConfig)
+    start_style: str = "house"  # genre id the set opens with
+    style_options: int = 3  # genres offered per direction round besides "stay"
+    suggestion_options: int = 2  # top crowd suggestions promoted into each direction round
+    ramp_bars: int = 4  # bars over which a direction change glides in
+
+
+@dataclass
+class Ballot:
+    kind: str  # "direction" or "moves"
+    id: int  # round id, unique across both kinds
+    options: agg.Ballot  # the options on offer
+    close_bar: int  # playback bar at which the round closes
+    lands_bar: int  # bar on which its result lands
+    vetoed: set[str] = field(default_factory=set)
+
+    def option(self, option_id: str) -> agg.Option | None:
+        for o in self.options:
+            if o.id == option_id and o.id not in self.vetoed:
+                return o
+        return None
+
+    def live_options(self) -> agg.Ballot:
+        return tuple(o for o in self.options if o.id not in self.vetoed)
+
+
+LATENCY_BUCKETS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)  # steering latency histogram bounds, seconds
+
+
+def _latency_histogram() -> Histogram:
+    return Histogram(
+        "concert_steering_latency_seconds",
+        "Seconds from a round's decision to its change becoming audible",
+        buckets=LATENCY_BUCKETS,
+        registry=None,  # exported by the runtime's collector; fixed memory however long the set runs
+    )
+
+
+@dataclass(frozen=True)
+class Pinned:
+    """Controls the DJ set explicitly; they hold across rounds until the next override or a crowd segue."""
+
+    bpm: float | None = None  # beats per minute; None = the mix's default
+    energy: float | None = None  # 0..1; None = the mix's default
+    brightness: float | None = None  # 0..1; None = the mix's interpretation
+    mode: Mode | None = None  # "major" | "minor"; None = the mix's default
+
+
+@dataclass
+class Counters:
+    votes: int = 0  # acknowledged votes
+    rounds: int = 0  # rounds closed
+    late_landings: int = 0  # changes that landed after the bar they were meant for
+    steering_latency: Histogram = field(default_factory=_latency_histogram)  # seconds, decision to audible
+
+
+class Conductor:
+    def __init__(
+        self,
+        config: ConductorConfig,
+        store: Store,
+        source: Steerable,
+        *,
+        moderator: Moderator,
+        setlist: SetlistLog | None = None,
+        clock: Callable[[], float] = time.time,
+        on_change: Callable[[], None] = lambda: None,
+    ) -> None:
+        """`on_change` is called (on the event loop) whenever the state clients see has changed."""
+        genre(config.start_style)  # validate early, naming the bad id
+        self.config = config
+        self.store = store
+        self.source = source
+        self.moderator = moderator
+        self.setlist = setlist
+        self.clock = clock
+        self.mode = config.aggregator.mode
+        self.voting = "open"
+        self.mix: agg.Mix = ((config.start_style, 1.0),)
+        self.home: agg.Mix = self.mix
+        self.live = agg.Live()
+        self.pinned = Pinned()
+        self.counters = Counters()
+        self.bar = 0.0  # playback position in bars
+        self.now_playing: NowPlaying | None = None
+        self.last_result: dict[str, object] | None = None
+        self._on_change = on_change
+        self._tasks: set[asyncio.Task[None]] = set()  # round closes in flight, kept until done
+        self._next_id = int(clock()) * 100  # round ids stay unique across restarts on a shared store
+        self._closing = False
+        self._prompt_dirty = False
+        self._pending_landings: list[tuple[int, float]] = []  # (landing bar, wall time decided)
+        sched = config.schedule
+        self.direction = self._new_direction(0)
+        self.moves = self._new_moves(0)
+        self.prompt = self._build_prompt(sched.section_for(0), ramp_bars=0)
+        self.source.set_prompt(self.prompt, at_bar=0)
+
+    # ----- ballots -------------------------------------------------------
+    def _take_id(self) -> int:
+        self._next_id += 1
+        return self._next_id
+
+    def _new_direction(self, bar: int, suggestions: tuple[agg.Option, ...] = ()) -> Ballot:
+        rid = self._take_id()
+        current = max(self.mix, key=lambda sw: sw[1])[0]
+        ranked = sorted(
+            (g for g in GENRES if g.id != current),
+            key=lambda g: hashlib.sha256(f"{rid}:{g.id}".encode()).digest(),
+        )
+        styles = [agg.Option(g.id, g.label, g.id) for g in ranked[: self.config.style_options]]
+        options = agg.direction_ballot(self.mix, [*styles, *suggestions])
+        sched = self.config.schedule
+        close = sched.direction_close_bar(bar)
+        return Ballot("direction", rid, options, close, sched.landing_bar(close))
+
+    def _new_moves(self, bar: int) -> Ballot:
+        sched = self.config.schedule
+        close = sched.moves_close_bar(bar)
+        return Ballot("moves", self._take_id(), agg.MOVE_BALLOT, close, sched.landing_bar(close))
+
+    def _ballot(self, round_id: int) -> Ballot | None:
+        for b in (self.direction, self.moves):
+            if b.id == round_id:
+                return b
+        return None
+
+    # ----- prompt ----------------------------------------------------------
+    def _build_prompt(self, section: str, ramp_bars: int) -> Prompt:
+        """The mix with the DJ's pinned controls (else the mix's defaults), the crowd's moves on top."""
+        pinned = self.pinned
+        base = Prompt(mix=tuple(StyleWeight(s, w) for s, w in self.mix), brightness=pinned.brightness, mode=pinned.mode)
+        ctl = resolve(base)
+        energy = min(1.0, max(0.0, (ctl.energy if pinned.energy is None else pinned.energy) + self.live.energy_offset))
+        bpm = clamp_bpm((ctl.bpm if pinned.bpm is None else pinned.bpm) + self.live.bpm_offset)
+        return replace(base, bpm=bpm, energy=energy, section=section, ramp_bars=ramp_bars)  # type: ignore[arg-type]
+
+    def _schedule(self, prompt: Prompt, at_bar: int | None) -> int:
+        landing = self.source.set_prompt(prompt, at_bar=at_bar)
+        self.prompt = prompt
+        self._pending_landings.append((landing, self.clock()))
+        if at_bar is not None and landing > at_bar:
+            self.counters.late_landings += 1
+        return landing
+
+    # ----- the clock -------------------------------------------------------
+    def on_block(self, chunk: Chunk) -> None:
+        """Called by the player for every block as it becomes audible (event loop, never blocks).
+
+        The bars and `chunk.bar` come stamped by the set's bar clock (engine.playback.clock, kept by the audible deck).
+        """
+        if chunk.start_sample < 0:  # silence on underrun: the bar clock stands still
+            return
+        self.now_playing = chunk.now_playing
+        for off, bar in chunk.bar_starts:
+            self._on_bar(bar, landed_at=self.clock() + off / chunk.sample_rate)
+        if chunk.bar is not None:
+            self.bar = chunk.bar
+
+    def _on_bar(self, bar: int, landed_at: float) -> None:
+        for landing, decided in list(self._pending_landings):
+            if bar >= landing:
+                self.counters.steering_latency.observe(max(0.0, landed_at - decided))
+                self._pending_landings.remove((landing, decided))
+        if self.mode == "anarchy" and bar > 0:
+            self.mix = agg.anarchy_decay(self.mix, self.home, 1.0, self.config.aggregator)
+            self._prompt_dirty = True
+        if bar >= self.moves.close_bar and not self._closing:
+            self._closing = True
+            task = asyncio.get_running_loop().create_task(self._close(bar), name=f"close rounds at bar {bar}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        elif self._prompt_dirty and not self._closing:
+            self._prompt_dirty = False
+            section = self.config.schedule.section_for(bar + 1)
+            self._schedule(self._build_prompt(section, ramp_bars=1), at_bar=None)
+        self._on_change()
+
+    async def aclose(self) -> None:
+        """Cancel and await the round closes still in flight (the set is stopping)."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _close(self, bar: int) -> None:
+        try:
+            await self._close_rounds(bar, force_direction=False)
+        except Exception:
+            log.exception("closing rounds at bar %d failed; the music goes on", bar)
+        finally:
+            self._closing = False
+
+    async def _close_rounds(self, bar: int, force_direction: bool) -> None:
+        sched = self.config.schedule
+        moves, direction = self.moves, self.direction
+        lands = moves.lands_bar
+        m_tallies = self._live_tallies(moves, await self.store.close_round(moves.id))
+        winner_move, self.live = agg.close_moves(
+            moves.id, m_tallies, self.live, self.config.moves, self.config.aggregator.quorum
+        )
+        close_direction = force_direction or bar >= direction.close_bar
+        promoted: tuple[agg.Option, ...] = ()
+        d_result: agg.RoundResult | None = None
+        d_tallies: dict[str, int] = {}
+        if close_direction:
+            d_tallies = self._live_tallies(direction, await self.store.close_round(direction.id))
+            d_result = agg.close_round(
+                direction.id, direction.live_options(), d_tallies, self.mix, self.config.aggregator
+            )
+            if self.mode != "anarchy":
+                self.mix = d_result.mix
+                if d_result.changed:  # the crowd took the set somewhere new: the DJ's pins were for the old mix
+                    self.pinned = Pinned()
+            self.home = self.mix
+            for o in direction.options:
+                if o.id.startswith("s:"):
+                    await self.store.remove_suggestion(o.id[2:])
+            promoted = await self._promoted_suggestions()
+        section = sched.section_for(lands)
+        if self.live.drop:
+            section = "drop"
+            self.live = replace(self.live, drop=False)
+        ramp = self.config.ramp_bars if close_direction else 1
+        landing = self._schedule(self._build_prompt(section, ramp_bars=ramp), at_bar=lands)
+        if m_tallies:  # a phrase nobody voted on is no news
+            self._record(moves, winner_move, m_tallies, landing)
+        if d_result is not None:
+            self._record(direction, d_result.winner, d_tallies, landing)
+        self.counters.rounds += 1
+        self.moves = self._new_moves(bar + 1)
+        if close_direction:
+            self.direction = self._new_direction(bar + 1, promoted)
+        self._on_change()
+
+    def _live_tallies(self, ballot: Ballot, tallies: Mapping[str, int]) -> dict[str, int]:
+        return {k: v for k, v in tallies.items() if ballot.option(k) is not None}
+
+    def _record(self, ballot: Ballot, winner: str, tallies: Mapping[str, int], lands: int) -> None:
+        option = ballot.option(winner)
+        label = option.label if option is not None else winner
+        self.last_result = {
+            "round": ballot.id,
+            "kind": ballot.kind,
+            "winner": winner,
+            "label": label,
+            "lands_at_bar": lands,
+        }
+        if self.setlist is not None:
+            self.setlist(
+                {
+                    "event": "round",
+                    **self.last_result,
+                    "votes": sum(tallies.values()),
+                    "tallies": dict(tallies),
+                    "mode": self.mode,
+                    "prompt": [{"style": s, "weight": round(w, 4)} for s, w in self.mix],
+                    "live": {"energy_offset": self.live.energy_offset, "bpm_offset": self.live.bpm_offset},
+                }
+            )
+
+    async def _promoted_suggestions(self) -> tuple[agg.Option, ...]:
+        top = await self.store.top_suggestions(self.config.suggestion_options)
+        return tuple(agg.Option(f"s:{s.id}", s.text, s.text) for s in top if s.upvotes > 0)
+
+    # ----- crowd input -----------------------------------------------------
+    async def vote(self, device: str, round_id: int, option_id: str) -> None:
+        if self.voting != "open":
+            raise Refused("voting_paused", "voting is paused by the DJ; hold that thought")
+        ballot = self._ballot(round_id)
+        if ballot is None:
+            current = f"direction round {self.direction.id}, moves round {self.moves.id}"
+            raise Refused("wrong_round", f"round {round_id} is not open (open: {current})")
+        option = ballot.option(option_id)
+        if option is None:
+            ids = ", ".join(o.id for o in ballot.live_options())
+            raise Refused("unknown_option", f"option {option_id!r} is not on round {round_id} (options: {ids})")
+        try:
+            await self.store.vote(round_id, device, option_id)
+        except RoundClosedError:
+            raise Refused("wrong_round", f"round {round_id} just closed; vote in the next one") from None
+        self.counters.votes += 1
+        if self.mode == "anarchy" and ballot.kind == "direction":
+            self.mix = agg.anarchy_vote(self.mix, option.style, self.config.aggregator)
+            self._prompt_dirty = True
+        self._on_change()
+
+    async def suggest(self, device: str, text: str) -> dict[str, object]:
+        try:
+            clean = self.moderator.moderate(text)
+            resolve(Prompt.of(clean))
+        except SuggestionRefused as e:
+            raise Refused("refused", str(e)) from None
+        except (UnknownStyleError, PromptError) as e:
+            raise Refused("refused", str(e)) from None
+        s = await self.store.add_suggestion(clean, device, self.clock())
+        self._on_change()
+        return {"id": s.id, "text": s.text, "upvotes": s.upvotes}
+
+    async def upvote(self, device: str, suggestion_id: str) -> dict[str, object]:
+        try:
+            s = await self.store.upvote(suggestion_id, device)
+        except UnknownSuggestionError:
+            raise Refused("unknown_suggestion", f"suggestion {suggestion_id!r} is gone or never was") from None
+        self._on_change()
+        return {"id": s.id, "text": s.text, "upvotes": s.upvotes}
+
+    # ----- the DJ ----------------------------------------------------------
+    def override(self, prompt: Prompt) -> int:
+        """Play `prompt` from the next bar, bypassing the crowd (it becomes the new home)."""
+        for sw in prompt.mix:  # no impersonation, even from the booth
+            try:
+                self.moderator.moderate(sw.style)
+            except SuggestionRefused as e:
+                raise PromptError(f"style {sw.style!r} refused: {e}") from None
+        resolve(prompt)  # refuse before touching state
+        self.mix = agg.normalize({sw.style: sw.weight for sw in prompt.mix}, 0.0)
+        self.home = self.mix
+        self.pinned = Pinned(prompt.bpm, prompt.energy, prompt.brightness, prompt.mode)
+        self.live = replace(self.live, energy_offset=0.0, bpm_offset=0.0)  # the crowd moves on from the DJ's tempo
+        section = prompt.section or self.config.schedule.section_for(int(self.bar) + 1)
+        built = self._build_prompt(section, ramp_bars=prompt.ramp_bars)
+        landing = self._schedule(built, at_bar=None)
+        if self.setlist is not None:
+            self.setlist({"event": "override", "prompt": built.as_json(), "lands_at_bar": landing})
+        self._on_change()
+        return landing
+
+    def set_voting(self, voting: str) -> None:
+        if voting not in ("open", "paused"):
+            raise ValueError(f"voting must be 'open' or 'paused', got {voting!r}")
+        self.voting = voting
+        self._on_change()
+
+    def set_mode(self, mode: str) -> None:
+        if mode not in agg.CROWD_MODES:
+            raise ValueError(f"mode must be one of {', '.join(agg.CROWD_MODES)}, got {mode!r}")
+        self.mode = cast(agg.CrowdMode, mode)
+        self.home = self.mix
+        self._on_change()
+
+    async def veto(self, option_id: str) -> None:
+        if option_id == agg.STAY:
+            raise ValueError("'stay' is always on the ballot and cannot be vetoed")
+        on_ballot = self.direction.option(option_id) is not None
+        if on_ballot:
+            self.direction.vetoed.add(option_id)
+        if option_id.startswith("s:") or not on_ballot:  # a suggestion, on the ballot ("s:<id>") or the board
+            await self.store.remove_suggestion(option_id.removeprefix("s:"))
+        self._on_change()
+
+    async def skip(self) -> None:
+        """Close the direction round now; its result lands on the next phrase."""
+        if self._closing:
+            return
+        self._closing = True
+        try:
+            sched = self.config.schedule
+            lands = sched.next_phrase_start(int(self.bar) + 1)
+            self.moves.lands_bar = lands
+            await self._close_rounds(int(self.bar), force_direction=True)
+        finally:
+            self._closing = False
+
+    # ----- state -------------------------------------------------------------
+    def seconds_until(self, bar: int) -> float:
+        bpm = self.now_playing.bpm if self.now_playing and self.now_playing.bpm > 0 else 120.0
+        return seconds_until(self.bar, bar, bpm)
+
+    async def state(self, clients: int) -> dict[str, Any]:
+        d, m = self.direction, self.moves
+        d_t = self._live_tallies(d, await self.store.tallies(d.id))
+        m_t = self._live_tallies(m, await self.store.tallies(m.id))
+        suggestions = await self.store.top_suggestions(10)
+        on_ballot = {o.id for o in d.options}
+        return {
+            "ts": self.clock(),
+            "round": d.id,
+            "options": [{"id": o.id, "label": o.label, "kind": _kind(o)} for o in d.live_options()],
+            "tallies": d_t,
+            "votes": sum(d_t.values()),
+            "closes_in": round(self.seconds_until(d.close_bar), 2),
+            "moves": {
+                "round": m.id,
+                "options": [{"id": o.id, "label": o.label} for o in m.live_options()],
+                "tallies": m_t,
+                "votes": sum(m_t.values()),
+                "closes_in": round(self.seconds_until(m.close_bar), 2),
+            },
+            "prompt": [{"style": s, "weight": round(w, 4)} for s, w in self.mix],
+            "now_playing": self.now_playing.as_json() if self.now_playing else None,
+            "mode": self.mode,
+            "voting": self.voting,
+            "suggestions": [
+                {"id": s.id, "text": s.text, "upvotes": s.upvotes} for s in suggestions if f"s:{s.id}" not in on_ballot
+            ],
+            "bar": int(self.bar),
+            "round_bars": self.config.schedule.round_bars,
+            "clients": clients,
+            "last_result": self.last_result,
+        }
+
+
+def _kind(option: agg.Option) -> str:
+    if option.style is None:
+        return "stay"
+    return "suggestion" if option.id.startswith("s:") else "style"

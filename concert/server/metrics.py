@@ -1,0 +1,70 @@
+"""Prometheus metrics, read live from the running set at scrape time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from concert.server.runtime import Runtime
+
+
+class RuntimeCollector(Collector):
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+
+    def collect(self) -> Iterator[Metric]:
+        rt = self.rt
+        c = rt.conductor.counters
+        deck = rt.deck
+        s = deck.primary.stats  # the configured backend's producer: the engine
+        f = deck.stats
+        yield CounterMetricFamily("concert_votes", "Votes acknowledged", value=c.votes)
+        yield GaugeMetricFamily("concert_clients", "Websocket clients connected", value=rt.clients)
+        yield CounterMetricFamily(
+            "concert_underruns", "Blocks the source could not supply in time", value=s.underruns + f.gaps
+        )
+        yield CounterMetricFamily(
+            "concert_fallback_handovers", "Times the synth took over from a lagging token engine", value=f.handovers
+        )
+        yield CounterMetricFamily("concert_fallback_returns", "Times the token engine came back", value=f.returns)
+        yield CounterMetricFamily(
+            "concert_fallback_seconds", "Audio the synth played for the token engine", value=f.fallback_seconds
+        )
+        yield CounterMetricFamily(
+            "concert_primary_seconds", "Audio the configured backend itself played", value=f.primary_seconds
+        )
+        yield GaugeMetricFamily(
+            "concert_fallback_active", "1 while the synth leads", value=float(deck.audible != "primary")
+        )
+        yield GaugeMetricFamily(
+            "concert_primary_failed",
+            "1 once the configured backend's producer has died",
+            value=float(deck.primary_error is not None),
+        )
+        yield CounterMetricFamily(
+            "concert_late_chunks", "Source chunks that arrived after a starved read", value=s.late_chunks
+        )
+        yield GaugeMetricFamily("concert_engine_rtf", "Source compute seconds per audio second (recent)", value=s.rtf)
+        yield GaugeMetricFamily(
+            "concert_lookahead_seconds", "Audio rendered ahead of playback", value=deck.primary.buffered_seconds
+        )
+        yield CounterMetricFamily("concert_rounds", "Rounds closed", value=c.rounds)
+        yield CounterMetricFamily("concert_late_landings", "Changes that landed after their bar", value=c.late_landings)
+        yield GaugeMetricFamily("concert_stream_listeners", "HTTP stream listeners", value=rt.stream.listeners)
+        yield CounterMetricFamily("concert_fanout_dropped", "Clients dropped for stalling", value=rt.fanout.dropped)
+        yield from c.steering_latency.collect()  # reading it changes nothing
+
+
+def make_registry(rt: Runtime) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(RuntimeCollector(rt))
+    return registry
+
+
+def render(registry: CollectorRegistry) -> bytes:
+    return generate_latest(registry)

@@ -1,0 +1,199 @@
+"""The running set: every long-lived piece built from a ServeConfig, started and stopped together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import json
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import cast
+
+from concert.config import ServeConfig
+from concert.crowd import aggregator as agg
+from concert.crowd.conductor import Conductor, ConductorConfig
+from concert.crowd.moderation import ModerationConfig, Moderator, load_wordlist
+from concert.crowd.rounds import Schedule
+from concert.outputs.base import Output
+from concert.outputs.stream import Mp3Stream, StreamConfig
+from concert.playback.player import Player
+from concert.server.fanout import Fanout
+from concert.server.identity import DeviceSigner
+from concert.store import open_store
+from concert.store.base import Store
+from engine import backends
+from engine.music.prompt import Prompt
+from engine.playback.failover import Failover, FailoverConfig
+from engine.playback.lookahead import Lookahead, LookaheadConfig
+from engine.source import AudioSource
+
+log = logging.getLogger(__name__)
+
+
+def build_source(config: ServeConfig) -> AudioSource:
+    return backends.build_source(
+        backends.BackendConfig(
+            name=config.backend,
+            seed=config.seed,
+            sample_rate=config.sample_rate,
+            model_path=config.model_path,
+            precision=config.precision,
+        ),
+        Prompt.of(config.start_style),
+    )
+
+
+def build_deck(config: ServeConfig, source: AudioSource) -> Failover:
+    """The one audible object: `source` ahead of playback and, for a token backend, a synth standing by."""
+    if config.backend == "synth":  # the synth is its own fallback: nothing to fail over to
+        return Failover(Lookahead(source, LookaheadConfig(config.lookahead, config.block)), None, FailoverConfig())
+    from engine.synth.source import StyleSynth, SynthConfig
+
+    ahead = max(config.lookahead, config.engine_lookahead)
+    primary = Lookahead(source, LookaheadConfig(lookahead=ahead, block=config.block))
+    synth = StyleSynth(SynthConfig(sample_rate=source.sample_rate, seed=config.seed), Prompt.of(config.start_style))
+    fallback = Lookahead(synth, LookaheadConfig(lookahead=config.lookahead, block=config.block))
+    return Failover(primary, fallback, FailoverConfig(crossfade=config.crossfade))
+
+
+@dataclass
+class Runtime:
+    config: ServeConfig
+    store: Store
+    deck: Failover  # the one audible object: its primary is the configured backend (its stats the engine's)
+    conductor: Conductor
+    stream: Mp3Stream
+    signer: DeviceSigner
+    news: asyncio.Event  # set when what clients see has changed
+    fanout: Fanout = field(default_factory=Fanout)
+    outputs: list[Output] = field(default_factory=list)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @property
+    def clients(self) -> int:
+        return len(self.fanout)
+
+    def clients_changed(self) -> None:
+        """A client joined or left: the count in the state frame changed."""
+        self.news.set()
+
+    async def publish_loop(self) -> None:
+        """Publish state when something changed, at most config.state_hz times a second.
+
+        Big crowds get fewer frames each, so the server never sends more than
+        config.max_frames_per_s state frames a second in total.
+        """
+        while True:
+            period = max(1.0 / self.config.state_hz, self.clients / self.config.max_frames_per_s)
+            await self.news.wait()
+            self.news.clear()
+            try:
+                state = await self.conductor.state(self.clients)
+            except Exception:
+                log.exception("building state failed")
+            else:
+                self.fanout.publish(json.dumps({"type": "state", **state}))
+            await asyncio.sleep(period)
+
+
+class PreflightError(RuntimeError):
+    """The set cannot start: the message says what is missing and how to fix it."""
+
+
+def preflight(config: ServeConfig) -> None:
+    """Check the store and the sound device before the server binds its port."""
+    store = open_store(config.store)
+
+    async def ping() -> bool:
+        try:
+            return await store.ping()
+        finally:
+            await store.aclose()
+
+    if not asyncio.run(ping()):
+        raise PreflightError(f"store {config.store} does not answer; is redis-server running there?")
+    if config.output == "speakers":
+        from concert.outputs.speakers import Speakers, SpeakersConfig, SpeakersUnavailableError
+
+        try:
+            Speakers(SpeakersConfig(device=config.speakers_device)).close()
+        except SpeakersUnavailableError as e:
+            raise PreflightError(str(e)) from None
+    if config.backend == "embedded":
+        from engine.embedded.weights import SHIPPED, WeightsError, load_embedded
+
+        try:
+            load_embedded(SHIPPED if config.model_path is None else config.model_path)
+        except WeightsError as e:
+            raise PreflightError(str(e)) from None
+
+
+@contextlib.asynccontextmanager
+async def running(config: ServeConfig) -> AsyncIterator[Runtime]:
+    """Build, warm up and start the set; stop everything on exit."""
+    store = open_store(config.store)
+    try:
+        if not await store.ping():
+            raise ConnectionError(f"store {config.store} did not answer")
+        source = build_source(config)
+        recorder = None
+        outputs: list[Output] = []
+        if config.record is not None:
+            from concert.outputs.recorder import Recorder, RecorderConfig
+
+            recorder = Recorder(RecorderConfig(directory=config.record))
+            outputs.append(recorder)
+        if config.output == "speakers":
+            from concert.outputs.speakers import Speakers, SpeakersConfig
+
+            outputs.append(Speakers(SpeakersConfig(device=config.speakers_device)))
+        stream = Mp3Stream(StreamConfig())
+        outputs.insert(0, stream)
+        schedule = Schedule(
+            round_bars=config.round_bars, song_phrases=config.song_phrases, close_lead_bars=config.lead_bars
+        )
+        cconf = ConductorConfig(
+            schedule=schedule,
+            aggregator=agg.AggregatorConfig(mode=cast(agg.CrowdMode, config.mode)),
+            start_style=config.start_style,
+        )
+        deck = build_deck(config, source)
+        news = asyncio.Event()
+        conductor = Conductor(
+            cconf,
+            store,
+            deck,
+            moderator=Moderator(ModerationConfig(), load_wordlist("artists"), load_wordlist("blocked_words")),
+            setlist=recorder.log if recorder is not None else None,
+            on_change=news.set,
+        )
+        deck.start()
+        # warm up off the loop before admitting anyone: the first blocks must be ready
+        ready = await asyncio.to_thread(deck.wait_ready, 60.0)
+        if not ready:
+            raise RuntimeError("the audio source did not fill its lookahead within 60 s")
+        gc.collect()
+        gc.freeze()  # start-up objects never need scanning again: shorter collector pauses mid-set
+        player = Player(deck, outputs, conductor.on_block)
+        rt = Runtime(config, store, deck, conductor, stream, DeviceSigner(config.secret), news, outputs=outputs)
+        rt.tasks = [
+            asyncio.create_task(player.run(), name="player"),
+            asyncio.create_task(rt.publish_loop(), name="publisher"),
+        ]
+        try:
+            yield rt
+        finally:
+            for t in rt.tasks:
+                t.cancel()
+            for t in rt.tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await t
+            await conductor.aclose()
+            deck.close()
+            for out in outputs:
+                with contextlib.suppress(Exception):
+                    out.close()
+    finally:
+        await store.aclose()
