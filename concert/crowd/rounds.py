@@ -28,89 +28,38 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from engine.music.arrangement import Arrangement, check_bar, check_int
 from engine.music.meter import BEATS_PER_BAR
-from engine.music.prompt import Section
 
 
 @dataclass(frozen=True)
-class Schedule:
-    round_bars: int = 8  # bars per phrase and per moves round, >= 1
-    song_phrases: int = 4  # phrases per song (and per direction round), >= 1
+class Schedule(Arrangement):
+    """The arrangement (`engine.music.arrangement`) plus when each round closes ahead of its boundary."""
+
     close_lead_bars: int = 2  # bars before a boundary at which its round closes, 0..round_bars-1
 
     def __post_init__(self) -> None:
-        _check_int("round_bars", self.round_bars, 1)
-        _check_int("song_phrases", self.song_phrases, 1)
-        _check_int("close_lead_bars", self.close_lead_bars, 0)
+        super().__post_init__()
+        check_int("close_lead_bars", self.close_lead_bars, 0)
         if self.close_lead_bars >= self.round_bars:
             raise ValueError(
                 f"close_lead_bars must be less than round_bars ({self.round_bars}) so every round is open "
                 f"for at least one bar, got {self.close_lead_bars!r}"
             )
 
-    @property
-    def song_bars(self) -> int:
-        """Bars per song."""
-        return self.round_bars * self.song_phrases
-
-    def phrase_of(self, bar: int) -> int:
-        """Index of the phrase holding `bar`, counted from the start of the set."""
-        return _check_bar(bar) // self.round_bars
-
-    def song_of(self, bar: int) -> int:
-        """Index of the song holding `bar`, counted from the start of the set."""
-        return _check_bar(bar) // self.song_bars
-
-    def phrase_in_song(self, bar: int) -> int:
-        """Index of `bar`'s phrase within its song, 0..song_phrases-1."""
-        return self.phrase_of(bar) % self.song_phrases
-
-    def next_phrase_start(self, bar: int) -> int:
-        """First bar of the phrase after `bar`'s (a multiple of round_bars, > bar)."""
-        return (self.phrase_of(bar) + 1) * self.round_bars
-
-    def next_song_start(self, bar: int) -> int:
-        """First bar of the song after `bar`'s (a multiple of song_bars, > bar)."""
-        return (self.song_of(bar) + 1) * self.song_bars
-
     def moves_close_bar(self, bar: int) -> int:
         """The first moves close at or after `bar`: next_phrase_start − close_lead_bars, or, when
         `bar` is already past that (inside the lead), the close of the following phrase."""
-        return _close_at_or_after(_check_bar(bar), self.round_bars, self.close_lead_bars)
+        return _close_at_or_after(check_bar(bar), self.round_bars, self.close_lead_bars)
 
     def direction_close_bar(self, bar: int) -> int:
         """The first direction close at or after `bar`: next_song_start − close_lead_bars, or, when
         `bar` is already past that, the close of the following song."""
-        return _close_at_or_after(_check_bar(bar), self.song_bars, self.close_lead_bars)
+        return _close_at_or_after(check_bar(bar), self.song_bars, self.close_lead_bars)
 
     def landing_bar(self, close_bar: int) -> int:
         """The boundary bar on which a round closing at `close_bar` lands."""
-        return _check_bar(close_bar) + self.close_lead_bars
-
-    def arrangement(self) -> tuple[Section, ...]:
-        """The default section of each phrase of a song, by phrase index.
-
-        1 phrase: drop. 2: intro, drop. 3: intro, drop, breakdown. 4 or more:
-        the first phrase is the intro, the last the breakdown (the outro the
-        segue starts over), the middle drop is phrase song_phrases // 2 and the
-        phrase before it the build; every other phrase is a drop. So 4 phrases
-        are intro, build, drop, breakdown and 6 are intro, drop, build, drop,
-        drop, breakdown.
-        """
-        n = self.song_phrases
-        if n == 1:
-            return ("drop",)
-        if n == 2:
-            return ("intro", "drop")
-        if n == 3:
-            return ("intro", "drop", "breakdown")
-        sections: list[Section] = ["drop"] * n
-        sections[0], sections[n // 2 - 1], sections[-1] = "intro", "build", "breakdown"
-        return tuple(sections)
-
-    def section_for(self, bar: int) -> Section:
-        """The default arrangement section ("intro", "build", "drop", "breakdown") of `bar`."""
-        return self.arrangement()[self.phrase_in_song(bar)]
+        return check_bar(close_bar) + self.close_lead_bars
 
 
 def seconds_until(bar_now: float, target_bar: int, bpm: float, beats_per_bar: int = BEATS_PER_BAR) -> float:
@@ -120,10 +69,10 @@ def seconds_until(bar_now: float, target_bar: int, bpm: float, beats_per_bar: in
     """
     if isinstance(bar_now, bool) or not isinstance(bar_now, (int, float)) or not math.isfinite(bar_now) or bar_now < 0:
         raise ValueError(f"bar_now must be a finite bar position >= 0, got {bar_now!r}")
-    _check_bar(target_bar)
+    check_bar(target_bar)
     if isinstance(bpm, bool) or not isinstance(bpm, (int, float)) or not math.isfinite(bpm) or bpm <= 0:
         raise ValueError(f"bpm must be a finite number > 0, got {bpm!r}")
-    _check_int("beats_per_bar", beats_per_bar, 1)
+    check_int("beats_per_bar", beats_per_bar, 1)
     return max(0.0, (target_bar - bar_now) * beats_per_bar * 60.0 / bpm)
 
 
@@ -131,13 +80,3 @@ def _close_at_or_after(bar: int, period: int, lead: int) -> int:
     """Smallest k·period − lead (k >= 1) that is >= bar."""
     k = max(1, -(-(bar + lead) // period))
     return k * period - lead
-
-
-def _check_int(name: str, v: object, lo: int) -> None:
-    if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-        raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
-
-
-def _check_bar(bar: int) -> int:
-    _check_int("bar", bar, 0)
-    return bar

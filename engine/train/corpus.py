@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from concert.crowd.rounds import Schedule
+from engine.music.arrangement import Arrangement
 from engine.music.interpret import resolve
 from engine.music.prompt import SECTIONS, Prompt, StyleWeight
 from engine.music.styles import GENRE_IDS, GENRES
@@ -60,7 +60,7 @@ class CorpusConfig:
             )
         if self.holdout_pieces < 1 or self.sample_rate % self.hop_length:
             raise ValueError("need holdout_pieces >= 1 and a sample_rate that is a whole number of hops")
-        Schedule(round_bars=self.round_bars, song_phrases=self.song_phrases)  # raises on a schedule serve refuses
+        Arrangement(round_bars=self.round_bars, song_phrases=self.song_phrases)  # raises on a bad arrangement
 
     @property
     def train_pieces(self) -> int:
@@ -112,7 +112,7 @@ class Labels:
 class Steering:
     """A seeded stand-in for the crowd and the DJ: `prompt_at(bar)` is the change to land on `bar`, or None."""
 
-    def __init__(self, seed: int, schedule: Schedule) -> None:
+    def __init__(self, seed: int, schedule: Arrangement) -> None:
         self.rng = np.random.default_rng(seed)
         self.schedule = schedule
         self.genre = int(self.rng.integers(len(GENRES)))
@@ -185,7 +185,7 @@ class Steering:
 
 def render_piece(config: CorpusConfig, seed: int) -> tuple[np.ndarray, Labels]:
     """One steered piece: (int16 audio (T,), its per-frame labels). Deterministic from `seed`."""
-    schedule = Schedule(round_bars=config.round_bars, song_phrases=config.song_phrases)
+    schedule = Arrangement(round_bars=config.round_bars, song_phrases=config.song_phrases)
     steering = Steering(seed, schedule)
     first = steering.prompt_at(0)
     assert first is not None

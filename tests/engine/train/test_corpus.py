@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from concert.crowd.rounds import Schedule
+from engine.music.arrangement import Arrangement
 from engine.music.prompt import SECTIONS
 from engine.music.styles import GENRE_IDS, GENRES
 from engine.train.corpus import (
@@ -26,7 +26,7 @@ from engine.train.corpus import (
 )
 
 TINY = CorpusConfig(train_hours=16 / 3600, piece_seconds=8.0, holdout_pieces=1)  # 2 train pieces + 1 held out
-# a short schedule so 24 s pieces cross several phrase and song boundaries (Schedule needs round_bars > 2)
+# a short schedule so 24 s pieces cross several phrase and song boundaries (the live Schedule needs round_bars > 2)
 STEERED = CorpusConfig(train_hours=16 / 3600, piece_seconds=24.0, holdout_pieces=1, round_bars=3, song_phrases=2)
 
 
@@ -269,7 +269,7 @@ def test_bar_clock_matches_the_tempo(corpus: Corpus) -> None:
 
 def _landings(seed: int, config: CorpusConfig, bars: int) -> dict[int, tuple[set[int], int]]:
     """A twin Steering's changes: landing bar -> (genres in the target mix, ramp bars)."""
-    steering = Steering(seed, Schedule(round_bars=config.round_bars, song_phrases=config.song_phrases))
+    steering = Steering(seed, Arrangement(round_bars=config.round_bars, song_phrases=config.song_phrases))
     out = {}
     for bar in range(bars):
         prompt = steering.prompt_at(bar)
@@ -340,7 +340,7 @@ def test_a_jump_lands_on_the_bar() -> None:
 
 
 def test_steering_over_many_bars_covers_every_move() -> None:
-    schedule = Schedule()  # 8-bar phrases, 4-phrase songs, as `concert serve`
+    schedule = Arrangement()  # 8-bar phrases, 4-phrase songs, as `concert serve`
     steering = Steering(0, schedule)
     prompts = {bar: steering.prompt_at(bar) for bar in range(4000)}
     landed = {bar: p for bar, p in prompts.items() if p is not None}
@@ -372,7 +372,7 @@ def test_steering_over_many_bars_covers_every_move() -> None:
 
 def test_steering_is_deterministic() -> None:
     def script(seed: int) -> list[object]:
-        s = Steering(seed, Schedule())
+        s = Steering(seed, Arrangement())
         return [s.prompt_at(bar) for bar in range(300)]
 
     assert script(4) == script(4)
