@@ -50,6 +50,11 @@ class RuntimeCollector(Collector):
             "concert_late_chunks", "Source chunks that arrived after a starved read", value=s.late_chunks
         )
         yield GaugeMetricFamily("concert_engine_rtf", "Source compute seconds per audio second (recent)", value=s.rtf)
+        yield CounterMetricFamily("concert_engine_audio_seconds", "Audio the engine rendered", value=s.audio_seconds)
+        yield CounterMetricFamily(
+            "concert_engine_compute_seconds", "Wall seconds the engine spent rendering", value=s.compute_seconds
+        )
+        yield from _outputs(rt)
         yield GaugeMetricFamily(
             "concert_lookahead_seconds", "Audio rendered ahead of playback", value=deck.primary.buffered_seconds
         )
@@ -68,3 +73,29 @@ def make_registry(rt: Runtime) -> CollectorRegistry:
 
 def render(registry: CollectorRegistry) -> bytes:
     return generate_latest(registry)
+
+
+def _outputs(rt: Runtime) -> Iterator[Metric]:
+    """What the local outputs counted: audio they dropped or could not play is exported, never hidden."""
+    from concert.outputs.recorder import Recorder
+    from concert.outputs.speakers import Speakers
+
+    for out in rt.outputs:
+        if isinstance(out, Speakers):
+            yield CounterMetricFamily(
+                "concert_speakers_underruns", "Sound card callbacks with no audio", value=out.underruns
+            )
+            yield CounterMetricFamily(
+                "concert_speakers_dropped_frames",
+                "Samples dropped because the sound card fell behind",
+                value=out.frames_dropped,
+            )
+            yield CounterMetricFamily(
+                "concert_speakers_played_frames", "Samples the sound card played", value=out.frames_played
+            )
+        elif isinstance(out, Recorder):
+            yield CounterMetricFamily(
+                "concert_recorder_dropped_chunks",
+                "Chunks the recorder had no room for (silence instead)",
+                value=out.dropped_chunks,
+            )

@@ -115,12 +115,6 @@ class LMStream:
         with torch.inference_mode():
             self._cross = self.lm.encode_cross(states, mask)
 
-    def clear_cross(self) -> None:
-        """Run later frames without cross-attention."""
-        self._cross = None
-
-    # ---- running ------------------------------------------------------------------------------------------
-
     def prefill(self, tokens: Tensor, cond: Tensor | None = None) -> Tensor:
         """Append tokens (B, K, T) to the cache; return the logits (B, K, card) predicting the frame after them.
 

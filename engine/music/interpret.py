@@ -51,10 +51,6 @@ class Interpretation:
     bpm_delta: float  # added to the genre tempo, beats per minute
     mode: str  # "major", "minor" or "" (genre default)
 
-    @property
-    def genre_bpm(self) -> float:
-        return float(sum(w * g.bpm for w, g in zip(self.weights, GENRES, strict=True)))
-
 
 @dataclass(frozen=True)
 class Controls:

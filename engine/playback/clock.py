@@ -35,11 +35,6 @@ class BarClock:
         self._bar_start = 0  # sample (set timeline) where that bar started
         self._bar_samples = 0  # samples the last whole bar took; 0 until two bar starts were heard
 
-    @property
-    def last_bar(self) -> int:
-        """The latest bar that has started playing, -1 before the first."""
-        return self._last_bar
-
     def offset(self, source: str) -> int:
         """Set bar = `source`'s own bar + this."""
         return self._offset.get(source, 0)

@@ -22,11 +22,6 @@ class Bus:
         self._last_gain: float | None = None
 
     @property
-    def idle(self) -> bool:
-        """No pending tail (and hence nothing to play if no new events arrive)."""
-        return len(self._carry) == 0 or not np.any(self._carry)
-
-    @property
     def last_gain(self) -> float:
         """The gain at the end of the last bar (0 before the first)."""
         return self._last_gain or 0.0

@@ -74,9 +74,3 @@ def chord_for(key: int, mode: str, degree: int, size: int) -> Chord:
     tones = tuple((key + steps[(degree + 2 * i) % 7]) % 12 for i in range(size))
     scale = tuple((key + s) % 12 for s in steps)
     return Chord(root=tones[0], tones=tones, scale=scale)
-
-
-def chord_at(bar: int, key: int, mode: str, progression: tuple[int, ...], bars_per_chord: int, size: int) -> Chord:
-    """The chord sounding in `bar` when `progression` (scale degrees) cycles from bar 0."""
-    degree = progression[(bar // bars_per_chord) % len(progression)]
-    return chord_for(key, mode, degree, size)

@@ -61,7 +61,3 @@ class BarGrid:
         """(k,) beat positions -> (k,) int64 sample offsets from the downbeat."""
         scale = self.samples / self.seconds  # samples per second, ~sample_rate
         return np.round(beat_seconds(beats, self.bpm0, self.bpm1) * scale).astype(np.int64)
-
-    def bpm_at(self, beats: float) -> float:
-        x = min(max(beats, 0.0), float(BEATS_PER_BAR))
-        return self.bpm0 + (self.bpm1 - self.bpm0) * x / BEATS_PER_BAR
