@@ -33,6 +33,7 @@ from engine.music.prompt import SECTIONS, Prompt, StyleWeight
 from engine.music.styles import GENRE_IDS, GENRES
 from engine.synth.schedule import PromptSchedule
 from engine.synth.source import StyleSynth, SynthConfig
+from engine.train.files import atomic_path
 
 SPLITS = ("train", "holdout")
 MANIFEST = "corpus.json"
@@ -278,9 +279,8 @@ def build_corpus(folder: Path, config: CorpusConfig, workers: int = 1, progress:
                 bar.update()
     bar.close()
     pieces = {split: [f"{split}-{i:05d}" for i in range(config.count(split))] for split in SPLITS}
-    tmp = folder / f".{MANIFEST}.tmp"
-    tmp.write_text(json.dumps({"config": asdict(config), "pieces": pieces}, indent=1))
-    os.replace(tmp, manifest)
+    with atomic_path(manifest) as tmp:
+        tmp.write_text(json.dumps({"config": asdict(config), "pieces": pieces}, indent=1))
     return Corpus(folder)
 
 

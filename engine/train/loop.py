@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 import random
 import signal
 import time
@@ -27,6 +26,8 @@ from typing import Any, Protocol
 
 import numpy as np
 import torch
+
+from engine.train.files import atomic_path
 
 CHECKPOINT = "checkpoint.pt"
 LOG = "log.csv"
@@ -92,9 +93,8 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     """Write atomically: a temporary file in the same folder, then one rename."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
 
 
 def load_checkpoint(path: Path, kind: str) -> dict[str, Any]:
@@ -208,12 +208,10 @@ def _truncate_log(path: Path, step: int) -> None:
     kept = [row for row in rows if float(row["step"]) <= step]
     if len(kept) == len(rows):
         return
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", newline="") as f:
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         writer.writerows(kept)
-    os.replace(tmp, path)
 
 
 def _log_row(path: Path, row: dict[str, float]) -> None:
@@ -269,6 +267,5 @@ def plot_curves(log: Path, out: Path, title: str) -> None:
         ax.grid(alpha=0.3)
     fig.suptitle(title)
     fig.tight_layout()
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    fig.savefig(tmp)
-    os.replace(tmp, out)
+    with atomic_path(out, ".png") as tmp:
+        fig.savefig(tmp)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import torch
 from engine.codec.model import Codec
 from engine.generate.conditioning import control_matrix
 from engine.train.corpus import SPLITS, Corpus, CorpusError
+from engine.train.files import atomic_path
 
 MANIFEST = "tokens.json"
 ENCODE_SECONDS = 30.0  # audio encoded per call, seconds (bounded memory)
@@ -94,16 +94,16 @@ def tokenize_corpus(corpus: Corpus, codec: Codec, folder: Path, progress: bool =
         if path.is_file():
             continue
         piece = encode_piece(codec, corpus, name)
-        tmp = folder / f".{name}.{os.getpid()}.npz"
-        np.savez(
-            tmp,
-            codes=piece.codes.astype(np.uint16),
-            weights=piece.weights.astype(np.float16),
-            controls=piece.controls.astype(np.float16),
-            bar=piece.bar.astype(np.float32),
-        )
-        os.replace(tmp, path)
-    manifest.write_text(json.dumps({"codec": fingerprint, "complete": True, "pieces": corpus.names}))
+        with atomic_path(path, ".npz") as tmp:
+            np.savez(
+                tmp,
+                codes=piece.codes.astype(np.uint16),
+                weights=piece.weights.astype(np.float16),
+                controls=piece.controls.astype(np.float16),
+                bar=piece.bar.astype(np.float32),
+            )
+    with atomic_path(manifest) as tmp:
+        tmp.write_text(json.dumps({"codec": fingerprint, "complete": True, "pieces": corpus.names}))
     return TokenSet(folder)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Iterator
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -30,6 +29,8 @@ from engine.embedded.weights import (
 from engine.generate.conditioning import NUM_CONTROLS
 from engine.lm.model import LMConfig, TokenLM
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/engine/conftest.py
+
 TINY_CODEC = CodecConfig(num_filters=4, hidden_size=16, codebook_size=64, num_codebooks=2)
 TINY_LM = LMConfig(
     num_codebooks=2,
@@ -42,14 +43,6 @@ TINY_LM = LMConfig(
     num_styles=8,
     num_controls=NUM_CONTROLS,
 )
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 @pytest.fixture(scope="module")

@@ -166,3 +166,31 @@ def test_repriming_feeds_each_kept_step_the_rows_it_was_generated_with() -> None
     one_by_one = torch.stack([rows for _, rows in calls[r - 11 : r]], dim=1)  # steps r - 12 .. r - 2
     torch.testing.assert_close(kept[:, :11], one_by_one)
     assert not torch.allclose(kept[:, 0], kept[:, 10])  # the phase moved between them
+
+
+def test_rows_are_rebuilt_every_frame_only_for_a_model_that_hears_the_bar_phase() -> None:
+    from engine.generate.conditioning import PROMPT_CONTROLS, StyleCondition
+    from engine.generate.continuation import StyleConditioner
+
+    def conditioner(controls: int) -> StyleConditioner:
+        cfg = LMConfig(
+            num_codebooks=2,
+            card=16,
+            dim=32,
+            num_layers=1,
+            num_heads=2,
+            ffn_dim=64,
+            max_len=64,
+            num_styles=8,
+            num_controls=controls,
+        )
+        return StyleConditioner(TokenLM(cfg, seed=0))
+
+    state = StyleCondition.of(Prompt.of("techno"))
+    plain, phased = conditioner(PROMPT_CONTROLS), conditioner(NUM_CONTROLS)
+    first = plain.rows(None, state, state, 1.0, 0.1)  # type: ignore[arg-type]
+    assert plain.rows(None, state, state, 1.0, 0.6) is first  # same glide point: the cached rows
+    assert plain.rows(None, state, state, 0.5, 0.6) is not first  # the glide moved: new rows
+    a = phased.rows(None, state, state, 1.0, 0.1)  # type: ignore[arg-type]
+    b = phased.rows(None, state, state, 1.0, 0.6)  # type: ignore[arg-type]
+    assert not torch.equal(a[0], b[0])  # the phase moved: the rows follow it

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 
 from engine.train.corpus import Corpus, CorpusConfig, build_corpus
 
-TINY_CORPUS = CorpusConfig(train_hours=16 / 3600, piece_seconds=8.0, holdout_pieces=1)  # 2 + 1 pieces of 8 s
-
 
 @pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+def _on_one_thread(one_thread: None) -> None:
+    """Every training test runs torch on one thread."""
+
+
+TINY_CORPUS = CorpusConfig(train_hours=16 / 3600, piece_seconds=8.0, holdout_pieces=1)  # 2 + 1 pieces of 8 s
 
 
 @pytest.fixture(scope="module")
