@@ -99,7 +99,16 @@ def _bench(args: argparse.Namespace) -> int:
     import json
 
     result: Mapping[str, object]
-    if args.what == "engine":
+    if args.against is not None:
+        from concert.bench.compare import CompareError, compare
+
+        argv = _bench_argv(args)
+        try:
+            result = compare(Path(__file__).resolve().parent.parent, args.against.resolve(), argv, args.rounds)
+        except CompareError as e:
+            print(f"concert bench: {e}", file=sys.stderr)
+            return 2
+    elif args.what == "engine":
         from concert.bench.engine import bench_engine
 
         result = bench_engine(
@@ -124,6 +133,17 @@ def _bench(args: argparse.Namespace) -> int:
             print(f"{k:>20}: {v}")
     print(json.dumps(result), flush=True)
     return 0
+
+
+def _bench_argv(args: argparse.Namespace) -> list[str]:
+    """The bench's own arguments, to run the same benchmark in another checkout."""
+    argv = [args.what, "--threads", str(args.threads), "--clients", str(args.clients), "--rate", str(args.rate)]
+    argv += ["--store", args.store, "--musicgen-seconds", str(args.musicgen_seconds), "--repeats", str(args.repeats)]
+    if args.seconds is not None:
+        argv += ["--seconds", str(args.seconds)]
+    if args.no_musicgen:
+        argv.append("--no-musicgen")
+    return argv
 
 
 def _paths(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -305,6 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--seconds", type=float, default=None, help="votes: voting time (20); synth: audio rendered (60)")
     b.add_argument("--store", default=ServeConfig.store)
     b.add_argument("--json", action="store_true", help="print only the JSON line")
+    b.add_argument("--against", type=Path, default=None, help="another checkout: run there too, side by side")
+    b.add_argument("--rounds", type=int, default=1, help="--against: alternating runs per side (medians)")
     b.set_defaults(func=_bench)
     _add_training_parsers(sub)
     return p
