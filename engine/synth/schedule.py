@@ -10,24 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from engine.music.interpret import Controls
 from engine.music.steering import Steering
-
-
-@dataclass(frozen=True)
-class Level:
-    """The gliding controls at one downbeat."""
-
-    weights: np.ndarray  # (n_genres,) float64, sums to 1
-    bpm: float  # beats per minute
-    energy: float  # 0..1
-    brightness: float  # 0..1
-
-    @classmethod
-    def of(cls, c: Controls) -> Level:
-        return cls(np.asarray(c.weights, dtype=np.float64).copy(), c.bpm, c.energy, c.brightness)
 
 
 @dataclass(frozen=True)
@@ -35,8 +19,8 @@ class BarPlan:
     """Everything the renderer needs to know about one bar's controls."""
 
     bar: int  # absolute bar index
-    start: Level  # controls at this bar's downbeat
-    end: Level  # controls at the next downbeat
+    start: Controls  # controls at this bar's downbeat (weights, bpm, energy, brightness glide)
+    end: Controls  # controls at the next downbeat
     mode: str  # "major" or "minor"
     section: str  # "intro", "build", "drop" or "breakdown"
     bars_in_section: int  # 0 on the bar where the section started
@@ -76,8 +60,8 @@ class PromptSchedule:
                 self._section_start = change.land
         return BarPlan(
             bar=bar,
-            start=Level.of(self._steering.value(bar)),
-            end=Level.of(self._steering.value(bar + 1)),
+            start=self._steering.value(bar),
+            end=self._steering.value(bar + 1),
             mode=self._mode,
             section=self._section,
             bars_in_section=bar - self._section_start,
