@@ -14,7 +14,7 @@ import time
 import numpy as np
 import torch
 
-from engine.backends import BackendConfig, build_source
+from engine.backends import DEFAULT_PRECISION, BackendConfig, build_source
 from engine.codec.model import Codec, CodecConfig
 from engine.generate.continuation import TokenSource
 from engine.music.prompt import Prompt
@@ -38,7 +38,7 @@ def time_chunks(src: AudioSource, seconds: float) -> tuple[float, list[np.ndarra
     return compute / audio, pcm
 
 
-def rtf_embedded(seconds: float = 10.0, threads: int = 2, seed: int = 0, precision: str = "int8") -> float:
+def rtf_embedded(seconds: float = 10.0, threads: int = 2, seed: int = 0, precision: str = DEFAULT_PRECISION) -> float:
     """Compute seconds per audio second of the embedded-size model (random weights), codec decode included."""
     torch.set_num_threads(threads)
     src = build_source(BackendConfig(name="embedded", seed=seed, precision=precision), Prompt.of("house"))

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from concert.bench.engine import time_chunks
-from engine.backends import with_precision
+from engine.backends import DEFAULT_PRECISION, with_precision
 from engine.generate.continuation import ContinuationConfig
 from engine.music.prompt import Prompt
 from engine.musicgen.source import TextCondition, Tokenizer, musicgen_source, text_tokenizer
@@ -174,7 +174,7 @@ def bench_musicgen(
     model = musicgen_small_random(seed) if model is None else model
     ours32, ours16 = load_musicgen(model, dtype=torch.float32), load_musicgen(model, dtype=torch.bfloat16)
     ours8 = load_musicgen(model, dtype=torch.float32)
-    with_precision(ours8.lm, "int8")  # the musicgen backend's default precision
+    with_precision(ours8.lm, DEFAULT_PRECISION)  # the musicgen backend's default precision
     tokenizer = text_tokenizer(ours32)
     ids = prompt_ids(tokenizer)  # (1, S) the same text ids for both sides
     sides: dict[str, Callable[[], Run]] = {

@@ -31,6 +31,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from engine.backends import DEFAULT_PRECISION
 from engine.codec.model import Codec
 from engine.music.prompt import Prompt
 from engine.music.styles import GENRE_IDS, GENRES
@@ -52,7 +53,7 @@ class EvalConfig:
     set_seconds: float = 3600.0  # audio generated for the scripted set (collapse is over all of it)
     png_seconds: float = 180.0  # seconds of the set drawn as a spectrogram
     threads: int = 2  # torch threads
-    precision: str = "int8"  # the shipped precision
+    precision: str = DEFAULT_PRECISION  # the shipped precision
     seed: int = 0
 
     def __post_init__(self) -> None:
