@@ -234,3 +234,21 @@ def test_style_vocabulary_is_never_refused(words: list[str]) -> None:
     text = " ".join(words)
     assume(len(text) <= CFG.max_chars)
     assert refusal(text) is None, text
+
+
+def test_text_that_nfkc_blows_up_is_refused_before_any_cleaning(monkeypatch: pytest.MonkeyPatch) -> None:
+    from concert.crowd import moderation
+
+    m = moderation.Moderator(
+        moderation.ModerationConfig(), moderation.load_wordlist("artists"), moderation.load_wordlist("blocked_words")
+    )
+    cleaned: list[str] = []
+    real_clean = moderation.clean
+    monkeypatch.setattr(moderation, "clean", lambda text: cleaned.append(text) or real_clean(text))
+    for bomb in ("\ufdfa" * 400, "\ufdfa" * 18):  # 400 and 18 characters: 7,200 and 324 after NFKC
+        with pytest.raises(moderation.SuggestionRefused) as e:
+            m.moderate(bomb)
+        assert e.value.code == "too_long"
+    assert cleaned == []  # the per-character cleaning never ran on them: bounded work per frame
+    assert m.moderate("\ufdfa techno") == real_clean("\ufdfa techno")  # one is fine: 18 + 7 characters
+    assert cleaned
