@@ -10,6 +10,7 @@ from pathlib import Path
 
 from concert.config import OUTPUTS, ServeConfig
 from concert.crowd.aggregator import CROWD_MODES
+from concert.server.limits import LimitsConfig
 from engine.backends import BACKENDS, DEFAULT_BACKEND, DEFAULT_PRECISION, PRECISIONS
 
 MODEL_HELP = "musicgen: a local MusicGen folder (HF format); embedded: a weights folder instead of the shipped one"
@@ -41,10 +42,17 @@ def _serve(args: argparse.Namespace) -> int:
         seed=args.seed,
         public_url=args.public_url,
         speakers_device=args.device,
+        allowed_origins=tuple(args.allow_origin),
     )
     if args.dj_token:
         kwargs["dj_token"] = args.dj_token
     try:
+        kwargs["limits"] = LimitsConfig(
+            connections_per_address=args.per_address_connections,
+            new_devices_per_minute=args.per_address_new_devices,
+            device_messages_per_minute=args.device_messages_per_minute,
+            address_messages_per_minute=args.address_messages_per_minute,
+        )
         config = ServeConfig(**kwargs)  # type: ignore[arg-type]
     except ValueError as e:
         print(f"concert serve: {e}", file=sys.stderr)
@@ -300,6 +308,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dj-token", default=None, help="operator console token (random if omitted)")
     s.add_argument("--public-url", default=None, help="URL for the QR code, e.g. http://192.168.1.20:8000/")
     s.add_argument("--log-level", default="info")
+    limits = LimitsConfig()
+    s.add_argument("--allow-origin", action="append", default=[], help="another web origin that may open the socket")
+    s.add_argument(
+        "--per-address-connections",
+        type=int,
+        default=limits.connections_per_address,
+        help="websockets one network address may hold open (raise for a venue behind one NAT)",
+    )
+    s.add_argument(
+        "--per-address-new-devices",
+        type=float,
+        default=limits.new_devices_per_minute,
+        help="new phones one network address may join per minute (raise for a venue behind one NAT)",
+    )
+    s.add_argument("--device-messages-per-minute", type=float, default=limits.device_messages_per_minute)
+    s.add_argument("--address-messages-per-minute", type=float, default=limits.address_messages_per_minute)
     s.set_defaults(func=_serve)
 
     r = sub.add_parser("render", help="render a set offline from a steering script")

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from concert.crowd.aggregator import CROWD_MODES
+from concert.server.limits import LimitsConfig
 from engine.backends import BACKENDS, DEFAULT_BACKEND, DEFAULT_PRECISION, PRECISIONS
 
 OUTPUTS = ("none", "speakers")
@@ -42,6 +43,8 @@ class ServeConfig:
     secret: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)  # HMAC key for device cookies
     public_url: str | None = None  # URL printed and put in the QR code; None = http://host:port/
     speakers_device: str | None = None  # sounddevice device name or index for --output speakers
+    allowed_origins: tuple[str, ...] = ()  # web origins besides the served one that may open the websocket
+    limits: LimitsConfig = field(default_factory=LimitsConfig)  # what one network address may do
 
     def __post_init__(self) -> None:
         if self.output not in OUTPUTS:
@@ -70,6 +73,20 @@ class ServeConfig:
         if self.close_lead_bars is not None:
             return self.close_lead_bars
         return 0 if self.round_bars == 1 else min(2, self.round_bars - 1)
+
+    @property
+    def origins(self) -> frozenset[str]:
+        """`Origin` headers the websocket accepts: the join URL's, this host and port by name and loopback
+        address, and `allowed_origins`. A page elsewhere (on the venue Wi-Fi, say) cannot vote from its
+        visitors' browsers."""
+        served = {self.join_url.rstrip("/")}
+        hosts = (
+            {self.host, "localhost", "127.0.0.1", lan_address()}
+            if self.host in ("0.0.0.0", "::", "")
+            else {self.host, "localhost" if self.host == "127.0.0.1" else self.host}
+        )
+        served |= {f"http://{h}:{self.port}" for h in hosts}
+        return frozenset(served | {o.rstrip("/") for o in self.allowed_origins})
 
     @property
     def join_url(self) -> str:

@@ -40,6 +40,20 @@ class Server:
         return self.log.read_text(errors="replace")
 
 
+# A whole crowd from one address: the load harnesses (and tests that are not about the caps) run every client on
+# 127.0.0.1, as a venue behind one NAT does; `concert serve`'s defaults protect a real set from one laptop.
+ONE_NAT = (
+    "--per-address-connections",
+    "1000000",
+    "--per-address-new-devices",
+    "1e9",
+    "--device-messages-per-minute",
+    "1e9",
+    "--address-messages-per-minute",
+    "1e9",
+)
+
+
 @contextlib.contextmanager
 def serve(
     *args: str, log_dir: Path | None = None, env: Mapping[str, str] | None = None, timeout: float = 90.0

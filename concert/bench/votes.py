@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from websockets.asyncio.client import ClientConnection, connect
 
-from concert.bench.serve import serve
+from concert.bench.serve import ONE_NAT, serve
 
 
 @dataclass(frozen=True)
@@ -150,6 +150,6 @@ async def _run(cfg: VoteBenchConfig, port: int) -> dict[str, object]:
 def run_vote_bench(cfg: VoteBenchConfig) -> dict[str, object]:
     _raise_fd_limit(cfg.clients * 2 + 256)
     # rounds long enough (64 bars) that none closes mid-run
-    args = ("--store", cfg.store, "--round-bars", "64", "--song-phrases", "2", "--log-level", "warning")
+    args = ("--store", cfg.store, "--round-bars", "64", "--song-phrases", "2", "--log-level", "warning", *ONE_NAT)
     with serve(*args) as server:
         return asyncio.run(_run(cfg, server.port))

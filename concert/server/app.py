@@ -6,6 +6,7 @@ import contextlib
 import hmac
 import importlib.resources
 import io
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from starlette.routing import Route, WebSocketRoute
 from concert.config import ServeConfig
 from concert.server import metrics
 from concert.server.identity import COOKIE_NAME
+from concert.server.limits import Refusal
 from concert.server.runtime import Runtime, running
 from concert.server.ws import audience_socket
 from engine.music.prompt import PromptError, prompt_from_json
@@ -52,11 +54,20 @@ def _page(name: str, set_cookie: bool = False):  # type: ignore[no-untyped-def]
         resp = FileResponse(web_dir() / name, media_type="text/html", headers=PAGE_HEADERS)
         if set_cookie:
             rt = _rt(request)
-            if rt.signer.verify(request.cookies.get(COOKIE_NAME)) is None:
+            if rt.signer.verify(request.cookies.get(COOKIE_NAME)) is None and _may_mint(rt, request):
                 resp.set_cookie(COOKIE_NAME, rt.signer.mint(), max_age=COOKIE_MAX_AGE, httponly=True, samesite="lax")
         return resp
 
     return page
+
+
+def _may_mint(rt: Runtime, request: Request) -> bool:
+    """A page load may mint a device only within its address's share (else the socket asks again, and says why)."""
+    try:
+        rt.gate.mint(request.client.host if request.client is not None else "unknown", time.monotonic())
+    except Refusal:
+        return False
+    return True
 
 
 async def static(request: Request) -> Response:

@@ -55,6 +55,12 @@ class RuntimeCollector(Collector):
             "concert_engine_compute_seconds", "Wall seconds the engine spent rendering", value=s.compute_seconds
         )
         yield from _outputs(rt)
+        refused = CounterMetricFamily(
+            "concert_refused", "Connections and frames over a per-address cap", labels=["code"]
+        )
+        for code, count in sorted(rt.gate.refused.items()):
+            refused.add_metric([code], count)
+        yield refused
         yield GaugeMetricFamily(
             "concert_lookahead_seconds", "Audio rendered ahead of playback", value=deck.primary.buffered_seconds
         )

@@ -21,6 +21,7 @@ from concert.outputs.stream import Mp3Stream, StreamConfig
 from concert.playback.player import Player
 from concert.server.fanout import Fanout
 from concert.server.identity import DeviceSigner
+from concert.server.limits import Gate
 from concert.store import open_store
 from concert.store.base import Store
 from engine import backends
@@ -67,6 +68,7 @@ class Runtime:
     stream: Mp3Stream
     signer: DeviceSigner
     news: asyncio.Event  # set when what clients see has changed
+    gate: Gate  # per-address caps on connections, new devices and messages
     fanout: Fanout = field(default_factory=Fanout)
     outputs: list[Output] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -177,7 +179,17 @@ async def running(config: ServeConfig) -> AsyncIterator[Runtime]:
         gc.collect()
         gc.freeze()  # start-up objects never need scanning again: shorter collector pauses mid-set
         player = Player(deck, outputs, conductor.on_block)
-        rt = Runtime(config, store, deck, conductor, stream, DeviceSigner(config.secret), news, outputs=outputs)
+        rt = Runtime(
+            config,
+            store,
+            deck,
+            conductor,
+            stream,
+            DeviceSigner(config.secret),
+            news,
+            Gate(config.limits),
+            outputs=outputs,
+        )
         rt.tasks = [
             asyncio.create_task(player.run(), name="player"),
             asyncio.create_task(rt.publish_loop(), name="publisher"),

@@ -15,6 +15,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from concert.crowd.conductor import Refused
 from concert.server.identity import COOKIE_NAME
+from concert.server.limits import Refusal
 from concert.server.protocol import (
     MAX_FRAME_BYTES,
     Ping,
@@ -37,9 +38,38 @@ CLOSE_TOO_BIG = 1009  # oversized frames
 
 async def audience_socket(ws: WebSocket) -> None:
     rt: Runtime = ws.app.state.runtime
+    origin = ws.headers.get("origin")
+    if origin is not None and origin.rstrip("/") not in rt.config.origins:
+        await ws.close(CLOSE_POLICY)  # before accepting: the handshake is refused (HTTP 403)
+        return
+    address = ws.client.host if ws.client is not None else "unknown"
+    try:
+        rt.gate.connect(address, time.monotonic())
+    except Refusal as e:
+        await _refuse(ws, e)
+        return
+    try:
+        await _serve_device(rt, ws, address)
+    finally:
+        rt.gate.disconnect(address, time.monotonic())
+
+
+async def _refuse(ws: WebSocket, refusal: Refusal) -> None:
+    """Tell the page why (it shows the message), then close with 1008."""
+    await ws.accept()
+    await ws.send_text(error_frame(refusal.code, refusal.message))
+    await ws.close(CLOSE_POLICY, refusal.code)
+
+
+async def _serve_device(rt: Runtime, ws: WebSocket, address: str) -> None:
     token = ws.cookies.get(COOKIE_NAME) or ws.query_params.get("device")
     device = rt.signer.verify(token)
     if device is None:
+        try:
+            rt.gate.mint(address, time.monotonic())
+        except Refusal as e:
+            await _refuse(ws, e)
+            return
         token = rt.signer.mint()
         device = rt.signer.verify(token)
     assert device is not None and token is not None  # minted tokens always verify
@@ -68,6 +98,11 @@ async def audience_socket(ws: WebSocket) -> None:
                     await ws.close(CLOSE_POLICY, "too many messages")
                     break
                 await ws.send_text(error_frame("rate_limited", "slow down: at most 10 messages a second"))
+                continue
+            try:
+                rt.gate.message(address, device, time.monotonic())
+            except Refusal as e:
+                await ws.send_text(error_frame(e.code, e.message))
                 continue
             await ws.send_text(await handle(rt, device, text))
     except WebSocketDisconnect:

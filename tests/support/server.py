@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from concert.bench.serve import Server, free_port, serve
+from concert.bench.serve import ONE_NAT, Server, free_port, serve
 
-__all__ = ["Server", "free_port", "serve"]
+__all__ = ["ONE_NAT", "Server", "free_port", "serve"]

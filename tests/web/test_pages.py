@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from concert.bench.serve import serve
+from concert.bench.serve import ONE_NAT, serve
 
 pytestmark = pytest.mark.browser
 
@@ -81,7 +81,7 @@ def server() -> Iterator[str]:
     if given:
         yield given.rstrip("/")
         return
-    args = ("--output", "none", "--round-bars", "2", "--dj-token", DJ_TOKEN)
+    args = ("--output", "none", "--round-bars", "2", "--dj-token", DJ_TOKEN, *ONE_NAT)
     with serve(*args) as srv:
         yield srv.http
 

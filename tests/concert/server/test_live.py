@@ -21,7 +21,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from engine.music.styles import genre
 from engine.synth.analysis import estimate_bpm
-from tests.support.server import Server, serve
+from tests.support.server import ONE_NAT, Server, serve
 
 pytestmark = pytest.mark.slow
 
@@ -87,7 +87,14 @@ class StreamTap:
 def slow_rounds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """Long rounds (16 bars), so protocol tests never race a round close."""
     with serve(
-        "--round-bars", "16", "--song-phrases", "1", "--dj-token", "sesame", log_dir=tmp_path_factory.mktemp("srv")
+        "--round-bars",
+        "16",
+        "--song-phrases",
+        "1",
+        "--dj-token",
+        "sesame",
+        *ONE_NAT,
+        log_dir=tmp_path_factory.mktemp("srv"),
     ) as s:
         yield s
 
@@ -97,7 +104,8 @@ def test_a_vote_changes_the_prompt_and_the_music_on_the_next_phrase(
     store: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     url = request.getfixturevalue("redis_url") if store == "redis" else "memory://"
-    with serve("--round-bars", "1", "--song-phrases", "1", "--style", "house", "--store", url, log_dir=tmp_path) as s:
+    args = ("--round-bars", "1", "--song-phrases", "1", "--style", "house", "--store", url, *ONE_NAT)
+    with serve(*args, log_dir=tmp_path) as s:
         tap = StreamTap(f"{s.http}/stream")
         with connect(s.ws) as ws:
             hello = recv_json(ws)
