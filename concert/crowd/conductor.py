@@ -97,7 +97,8 @@ class Pinned:
 
 @dataclass
 class Counters:
-    votes: int = 0  # acknowledged votes
+    votes: int = 0  # devices' first votes in a round (acknowledged)
+    vote_changes: int = 0  # re-votes: a device moving its vote within a round (acknowledged, counted once)
     rounds: int = 0  # rounds closed
     late_landings: int = 0  # changes that landed after the bar they were meant for
     steering_latency: Histogram = field(default_factory=_latency_histogram)  # seconds, decision to audible
@@ -325,9 +326,13 @@ class Conductor:
             ids = ", ".join(o.id for o in ballot.live_options())
             raise Refused("unknown_option", f"option {option_id!r} is not on round {round_id} (options: {ids})")
         try:
-            await self.store.vote(round_id, device, option_id)
+            result = await self.store.vote(round_id, device, option_id)
         except RoundClosedError:
             raise Refused("wrong_round", f"round {round_id} just closed; vote in the next one") from None
+        if result.previous is not None:  # a phone changing its mind: one vote per device per round, counted once
+            self.counters.vote_changes += 1
+            self._on_change()
+            return
         self.counters.votes += 1
         if self.mode == "anarchy" and ballot.kind == "direction":
             self.mix = agg.anarchy_vote(self.mix, option.style, self.config.aggregator)

@@ -23,7 +23,10 @@ class RuntimeCollector(Collector):
         deck = rt.deck
         s = deck.primary.stats  # the configured backend's producer: the engine
         f = deck.stats
-        yield CounterMetricFamily("concert_votes", "Votes acknowledged", value=c.votes)
+        yield CounterMetricFamily("concert_votes", "Votes acknowledged: one per device per round", value=c.votes)
+        yield CounterMetricFamily(
+            "concert_vote_changes", "Devices moving their vote within a round", value=c.vote_changes
+        )
         yield GaugeMetricFamily("concert_clients", "Websocket clients connected", value=rt.clients)
         yield CounterMetricFamily(
             "concert_underruns", "Blocks the source could not supply in time", value=s.underruns + f.gaps

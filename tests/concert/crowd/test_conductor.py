@@ -238,3 +238,20 @@ def test_the_djs_tempo_holds_across_rounds_until_the_crowd_segues() -> None:
         assert s.c.prompt.bpm != pytest.approx(150.0 + s.c.live.bpm_offset)
 
     run(main)
+
+
+def test_anarchy_counts_a_device_once_per_round_however_often_it_revotes() -> None:
+    async def main() -> None:
+        s = Set(mode="anarchy", round_bars=8, song_phrases=4, lead=2)
+        target = next(o for o in s.c.direction.options if o.style is not None)
+        await s.c.vote("troll", s.c.direction.id, target.id)
+        once = dict(s.c.mix)[target.id]
+        for _ in range(24):  # 25 votes from one device moved house 1.0 to techno 0.84 before
+            await s.c.vote("troll", s.c.direction.id, "stay")
+            await s.c.vote("troll", s.c.direction.id, target.id)
+        assert dict(s.c.mix)[target.id] == once
+        assert s.c.counters.votes == 1 and s.c.counters.vote_changes == 48
+        await s.c.vote("fan", s.c.direction.id, target.id)  # another device still counts
+        assert dict(s.c.mix)[target.id] > once and s.c.counters.votes == 2
+
+    run(main)
