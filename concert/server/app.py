@@ -18,7 +18,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
 from concert.config import ServeConfig
-from concert.server import metrics
+from concert.server import metrics, redact
 from concert.server.identity import COOKIE_NAME
 from concert.server.limits import Refusal
 from concert.server.runtime import Runtime, running
@@ -194,6 +194,7 @@ async def dj_skip(rt: Runtime, body: dict[str, Any]) -> dict[str, Any]:
 def create_app(config: ServeConfig) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        redact.install()  # after uvicorn has configured its loggers: no token reaches the access log
         async with running(config) as rt:
             app.state.runtime = rt
             app.state.registry = metrics.make_registry(rt)
