@@ -17,10 +17,31 @@ MODEL_HELP = "musicgen: a local MusicGen folder (HF format); embedded: a weights
 PRECISION_HELP = "token backends: int8 weights (fastest on CPU), bfloat16 or float32"
 
 
+MAX_REQUEST_HEAD_BYTES = 64 * 1024  # request line + headers a client may send, bytes
+KEEP_ALIVE_SECONDS = 5  # an idle keep-alive connection is closed after this, seconds
+DESCRIPTOR_RESERVE = 256  # file descriptors kept back from client connections (files, Redis, the engine)
+
+
+def raise_descriptor_limit() -> int:
+    """Raise the soft limit on open files to the hard one (each phone is a socket); returns the new soft limit."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    if soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    return soft
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from concert.server.app import create_app
+    from concert.server.http import HeadDeadlineH11
     from concert.server.protocol import MAX_FRAME_BYTES
     from concert.server.runtime import PreflightError, preflight
 
@@ -69,10 +90,15 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"concert: audience page  {config.join_url}", flush=True)
     print(f"concert: listener page  {config.join_url}listen", flush=True)
     print(f"concert: DJ console     {config.join_url}dj?token={config.dj_token}", flush=True)
+    descriptors = raise_descriptor_limit()
     uvicorn.run(
         create_app(config),
         host=config.host,
         port=config.port,
+        http=HeadDeadlineH11,  # h11 bounds the request head (httptools read 32 MiB of headers) and times it out
+        h11_max_incomplete_event_size=MAX_REQUEST_HEAD_BYTES,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        limit_concurrency=max(64, descriptors - DESCRIPTOR_RESERVE),  # beyond: 503, not a dead server
         ws_max_size=MAX_FRAME_BYTES,
         ws_per_message_deflate=False,
         log_level=args.log_level,
