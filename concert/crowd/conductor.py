@@ -51,6 +51,8 @@ class ConductorConfig:
     start_style: str = "house"  # genre id the set opens with
     style_options: int = 3  # genres offered per direction round besides "stay"
     suggestion_options: int = 2  # top crowd suggestions promoted into each direction round
+    suggestions_per_device: int = 2  # suggestions one device may make per direction round
+    board_size: int = 100  # suggestions open at once; the board empties when the direction round closes
     ramp_bars: int = 4  # bars over which a direction change glides in
 
 
@@ -136,6 +138,8 @@ class Conductor:
         self.last_result: dict[str, object] | None = None
         self._on_change = on_change
         self._tasks: set[asyncio.Task[None]] = set()  # round closes in flight, kept until done
+        self._suggested: dict[str, int] = {}  # device -> suggestions made this direction round
+        self._board: set[str] = set()  # ids of the suggestions open on the board
         self._next_id = int(clock()) * 100  # round ids stay unique across restarts on a shared store
         self._closing = False
         self._prompt_dirty = False
@@ -267,6 +271,7 @@ class Conductor:
                 if o.id.startswith("s:"):
                     await self.store.remove_suggestion(o.id[2:])
             promoted = await self._promoted_suggestions()
+            await self._clear_board(keep={o.id[2:] for o in promoted})
         section = sched.section_for(lands)
         if self.live.drop:
             section = "drop"
@@ -309,6 +314,13 @@ class Conductor:
                 }
             )
 
+    async def _clear_board(self, keep: set[str]) -> None:
+        """Suggestions expire with their round: all but the promoted ones leave the board, budgets reset."""
+        for sid in self._board - keep:
+            await self.store.remove_suggestion(sid)
+        self._board = set(keep)
+        self._suggested = {}
+
     async def _promoted_suggestions(self) -> tuple[agg.Option, ...]:
         top = await self.store.top_suggestions(self.config.suggestion_options)
         return tuple(agg.Option(f"s:{s.id}", s.text, s.text) for s in top if s.upvotes > 0)
@@ -347,7 +359,14 @@ class Conductor:
             raise Refused("refused", str(e)) from None
         except (UnknownStyleError, PromptError) as e:
             raise Refused("refused", str(e)) from None
+        if self._suggested.get(device, 0) >= self.config.suggestions_per_device:
+            n = self.config.suggestions_per_device
+            raise Refused("too_many_suggestions", f"you have made {n} suggestions this song; upvote others instead")
+        if len(self._board) >= self.config.board_size:
+            raise Refused("board_full", "the board is full for this song; upvote a suggestion instead")
         s = await self.store.add_suggestion(clean, device, self.clock())
+        self._suggested[device] = self._suggested.get(device, 0) + 1
+        self._board.add(s.id)
         self._on_change()
         return {"id": s.id, "text": s.text, "upvotes": s.upvotes}
 
@@ -401,6 +420,7 @@ class Conductor:
             self.direction.vetoed.add(option_id)
         if option_id.startswith("s:") or not on_ballot:  # a suggestion, on the ballot ("s:<id>") or the board
             await self.store.remove_suggestion(option_id.removeprefix("s:"))
+            self._board.discard(option_id.removeprefix("s:"))
         self._on_change()
 
     async def skip(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from dataclasses import replace
 
 import pytest
 
@@ -253,5 +254,34 @@ def test_anarchy_counts_a_device_once_per_round_however_often_it_revotes() -> No
         assert s.c.counters.votes == 1 and s.c.counters.vote_changes == 48
         await s.c.vote("fan", s.c.direction.id, target.id)  # another device still counts
         assert dict(s.c.mix)[target.id] > once and s.c.counters.votes == 2
+
+    run(main)
+
+
+def test_suggestions_are_bounded_per_device_and_board_and_expire_with_their_round() -> None:
+    async def main() -> None:
+        s = Set()
+        s.c = Conductor(
+            replace(s.c.config, suggestions_per_device=2, board_size=3, suggestion_options=1),
+            s.store,
+            s.source,
+            moderator=s.c.moderator,
+            clock=lambda: 1e9,
+        )
+        await s.c.suggest("a", "dark techno")
+        await s.c.suggest("a", "deep house")
+        with pytest.raises(Refused) as e:
+            await s.c.suggest("a", "warm lofi")  # a third from the same phone this song
+        assert e.value.code == "too_many_suggestions"
+        top = await s.c.suggest("b", "rolling drum and bass")
+        await s.c.upvote("c", str(top["id"]))
+        with pytest.raises(Refused) as e:
+            await s.c.suggest("d", "sunny trance")  # three open: the board is full
+        assert e.value.code == "board_full"
+        await s.bars(4)  # the direction round closes: the top one is promoted, the rest expire
+        assert [o.id for o in s.c.direction.options if o.id.startswith("s:")] == [f"s:{top['id']}"]
+        assert [x.id for x in await s.store.top_suggestions(10)] == [str(top["id"])]
+        await s.c.suggest("a", "warm lofi")  # a new song: budgets are fresh
+        await s.c.suggest("d", "sunny trance")
 
     run(main)
