@@ -11,9 +11,10 @@ from engine.source import Chunk
 class Output(Protocol):
     """A sink for the paced audio.
 
-    `write` is called on the event loop at real-time pace, one chunk after another
-    in stream order; it must never block for long (no waiting on clients, devices
-    or disks). `close` finalises the output; it is idempotent and may block briefly.
+    `write` is called at real-time pace, one chunk after another in stream order, on the player's thread
+    (the speakers, the recorder) or, for outputs that talk to the event loop's clients (the MP3 stream), on
+    the event loop; it must never block for long (no waiting on clients, devices or disks).
+    `close` finalises the output; it is idempotent and may block briefly.
     """
 
     def write(self, chunk: Chunk) -> None: ...

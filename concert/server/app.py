@@ -108,6 +108,7 @@ async def healthz(request: Request) -> Response:
         "primary_error": deck["primary_error"],
         "store": store_ok,
         "buffered_seconds": deck["buffered_seconds"],
+        "dropped_audio_seconds": round(rt.player.dropped_seconds, 3),  # what the listeners missed so far
         "clients": rt.clients,
     }
     return JSONResponse(body, status_code=503 if down else 200)

@@ -58,6 +58,11 @@ class RuntimeCollector(Collector):
             "concert_engine_compute_seconds", "Wall seconds the engine spent rendering", value=s.compute_seconds
         )
         yield from _outputs(rt)
+        yield CounterMetricFamily(
+            "concert_dropped_audio_seconds",
+            "Audio the listeners missed (silence on underrun, a held-up player)",
+            value=rt.player.dropped_seconds,
+        )
         refused = CounterMetricFamily(
             "concert_refused", "Connections and frames over a per-address cap", labels=["code"]
         )

@@ -69,6 +69,7 @@ class Runtime:
     signer: DeviceSigner
     news: asyncio.Event  # set when what clients see has changed
     gate: Gate  # per-address caps on connections, new devices and messages
+    player: Player  # the master clock, on its own thread
     fanout: Fanout = field(default_factory=Fanout)
     outputs: list[Output] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -178,7 +179,8 @@ async def running(config: ServeConfig) -> AsyncIterator[Runtime]:
             raise RuntimeError("the audio source did not fill its lookahead within 60 s")
         gc.collect()
         gc.freeze()  # start-up objects never need scanning again: shorter collector pauses mid-set
-        player = Player(deck, outputs, conductor.on_block)
+        local = [out for out in outputs if out is not stream]  # speakers, recorder: fed on the player thread
+        player = Player(deck, local, conductor.on_block, loop_outputs=[stream])
         rt = Runtime(
             config,
             store,
@@ -188,12 +190,11 @@ async def running(config: ServeConfig) -> AsyncIterator[Runtime]:
             DeviceSigner(config.secret),
             news,
             Gate(config.limits),
+            player,
             outputs=outputs,
         )
-        rt.tasks = [
-            asyncio.create_task(player.run(), name="player"),
-            asyncio.create_task(rt.publish_loop(), name="publisher"),
-        ]
+        player.start(asyncio.get_running_loop())
+        rt.tasks = [asyncio.create_task(rt.publish_loop(), name="publisher")]
         try:
             yield rt
         finally:
@@ -202,6 +203,7 @@ async def running(config: ServeConfig) -> AsyncIterator[Runtime]:
             for t in rt.tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await t
+            player.stop()
             await conductor.aclose()
             deck.close()
             for out in outputs:
