@@ -21,7 +21,11 @@ from tests.engine.playback.test_failover import BLOCK, SCALE, SR, Throttled, pla
 def client(deck: Failover, backend: str) -> TestClient:
     app = Starlette(routes=[Route("/healthz", healthz)])
     app.state.runtime = SimpleNamespace(
-        deck=deck, store=MemoryStore(), config=SimpleNamespace(backend=backend), clients=0
+        deck=deck,
+        store=MemoryStore(),
+        config=SimpleNamespace(backend=backend),
+        clients=0,
+        player=SimpleNamespace(dropped_seconds=0.0),
     )
     return TestClient(app)
 
