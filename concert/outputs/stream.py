@@ -43,6 +43,7 @@ class StreamConfig:
     burst_seconds: float = 2.0  # audio sent at once to a new listener so playback starts immediately
     listener_queue_chunks: int = 64  # per-listener backlog (written chunks) before a slow listener is dropped
     max_listeners: int = 200  # listeners beyond this are refused (HTTP 503)
+    max_listeners_per_address: int = 4  # listeners one network address may hold (HTTP 429 beyond)
 
     def __post_init__(self) -> None:
         rates = _MPEG1_RATES + _MPEG2_RATES + _MPEG25_RATES
@@ -81,6 +82,10 @@ class StreamClosedError(RuntimeError):
 
 class TooManyListenersError(RuntimeError):
     """The stream already serves `max_listeners` listeners."""
+
+
+class TooManyFromAddressError(TooManyListenersError):
+    """One network address already holds `max_listeners_per_address` listeners."""
 
 
 class _ByteSink:
@@ -176,8 +181,9 @@ class Listener:
     behind. Use it as a context manager (or call `close`) to unsubscribe.
     """
 
-    def __init__(self, stream: Mp3Stream, maxsize: int) -> None:
+    def __init__(self, stream: Mp3Stream, maxsize: int, address: str = "") -> None:
         self._stream = stream
+        self.address = address  # the listener's network address
         self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize)
         self.dropped = False  # True once the stream dropped this listener for falling behind
 
@@ -303,15 +309,20 @@ class Mp3Stream:
         listener.dropped = True
         listener._end(discard_backlog=True)
 
-    def subscribe(self) -> Listener:
-        """A new listener, primed with the burst. Raises TooManyListenersError or StreamClosedError."""
+    def subscribe(self, address: str = "") -> Listener:
+        """A new listener, primed with the burst. Raises TooManyListenersError, TooManyFromAddressError or
+        StreamClosedError."""
         if self._encoder is None:
             raise StreamClosedError("the MP3 stream is closed")
         if len(self._listeners) >= self.config.max_listeners:
             raise TooManyListenersError(
                 f"the stream is full ({self.config.max_listeners} listeners); try again in a minute"
             )
-        listener = Listener(self, self.config.listener_queue_chunks + 1)  # +1: room for the burst
+        if address and sum(x.address == address for x in self._listeners) >= self.config.max_listeners_per_address:
+            raise TooManyFromAddressError(
+                f"your network already holds {self.config.max_listeners_per_address} streams; close one first"
+            )
+        listener = Listener(self, self.config.listener_queue_chunks + 1, address)  # +1: room for the burst
         if self._burst:
             listener._offer(b"".join(self._burst))
         self._listeners.add(listener)
@@ -328,10 +339,15 @@ class Mp3Stream:
             async for data in listener:
                 yield data
 
-    def response(self) -> Response:
-        """A Starlette response for `GET /stream`: endless audio/mpeg, or 503 when full or closed."""
+    def response(self, address: str = "") -> Response:
+        """A Starlette response for `GET /stream`: endless audio/mpeg, 429 when `address` holds its share,
+        503 when full or closed."""
         try:
-            listener = self.subscribe()
+            listener = self.subscribe(address)
+        except TooManyFromAddressError as e:
+            return PlainTextResponse(
+                str(e), status_code=429, headers={"Cache-Control": "no-store", "Retry-After": "60"}
+            )
         except (TooManyListenersError, StreamClosedError) as e:
             return PlainTextResponse(
                 str(e), status_code=503, headers={"Cache-Control": "no-store", "Retry-After": "60"}
@@ -348,7 +364,7 @@ class Mp3Stream:
         """Mount as `Route("/stream", stream.endpoint)` (GET; HEAD gets the headers without subscribing)."""
         if request.method == "HEAD":
             return Response(media_type="audio/mpeg", headers={"Cache-Control": "no-store"})
-        return self.response()
+        return self.response(request.client.host if request.client is not None else "")
 
     def close(self) -> None:
         """Flush the resampler and encoder to the listeners, then end every listener."""

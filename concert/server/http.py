@@ -4,17 +4,22 @@ httptools (uvicorn's default when installed) read a request with 32 MiB of heade
 `h11_max_incomplete_event_size` (see `concert.cli`). Neither times out a client that drips its headers a
 line a second (slowloris): such sockets stayed open for minutes, and enough of them exhaust the server's
 descriptors. `HeadDeadlineH11` closes a connection whose request line and headers are not complete within
-`HEAD_SECONDS` of connecting, or of the previous response on a kept-alive connection.
+`HEAD_SECONDS` of connecting, or of the previous response on a kept-alive connection. It also keeps the
+kernel's send buffer small, so a `/stream` listener that stops reading fills its queue and is dropped within
+seconds instead of after minutes of buffered audio.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 HEAD_SECONDS = 10.0  # time a client has to send a whole request head, seconds
+SEND_BUFFER_BYTES = 64 * 1024  # kernel send buffer per connection: 4 s of the 128 kbit/s stream, bytes
 
 
 class HeadDeadlineH11(H11Protocol):
@@ -22,6 +27,10 @@ class HeadDeadlineH11(H11Protocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:  # a small kernel buffer: a client that stops reading is noticed in seconds
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
         self._arm()
 
     def data_received(self, data: bytes) -> None:

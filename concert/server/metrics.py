@@ -75,6 +75,11 @@ class RuntimeCollector(Collector):
         yield CounterMetricFamily("concert_rounds", "Rounds closed", value=c.rounds)
         yield CounterMetricFamily("concert_late_landings", "Changes that landed after their bar", value=c.late_landings)
         yield GaugeMetricFamily("concert_stream_listeners", "HTTP stream listeners", value=rt.stream.listeners)
+        yield CounterMetricFamily(
+            "concert_stream_dropped_listeners",
+            "Stream listeners dropped for not reading",
+            value=rt.stream.dropped_listeners,
+        )
         yield CounterMetricFamily("concert_fanout_dropped", "Clients dropped for stalling", value=rt.fanout.dropped)
         yield from c.steering_latency.collect()  # reading it changes nothing
 

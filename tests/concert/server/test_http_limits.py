@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import time
@@ -65,3 +66,38 @@ def test_websockets_and_the_stream_outlive_the_head_deadline(server: Server) -> 
         while (msg := json.loads(ws.recv(timeout=10)))["type"] == "state":
             pass
         assert msg == {"type": "pong"} and got > 10_000
+
+
+def _metric(server: Server, name: str) -> float:
+    import urllib.request
+
+    with urllib.request.urlopen(f"{server.http}/metrics", timeout=10) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    raise AssertionError(f"{name} not exported")
+
+
+def test_one_address_holds_four_streams_and_a_listener_that_stops_reading_is_dropped(server: Server) -> None:
+    import httpx
+
+    stalled = socket.socket()
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)  # (before connecting: a small window)
+    stalled.connect(("127.0.0.1", server.port))
+    stalled.sendall(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")  # ... and never reads
+    with contextlib.ExitStack() as stack:
+        streams = [stack.enter_context(httpx.stream("GET", f"{server.http}/stream", timeout=30)) for _ in range(3)]
+        assert [r.status_code for r in streams] == [200, 200, 200]
+        with httpx.stream("GET", f"{server.http}/stream", timeout=30) as fifth:
+            assert fifth.status_code == 429  # the stalled socket is the fourth
+        readers = [r.iter_bytes() for r in streams]
+        start = time.monotonic()
+        while _metric(server, "concert_stream_dropped_listeners_total") < 1 and time.monotonic() - start < 40:
+            for it in readers:  # the honest listeners keep reading
+                next(it)
+            time.sleep(0.2)
+        assert _metric(server, "concert_stream_dropped_listeners_total") == 1  # only the one that stopped
+        assert time.monotonic() - start < 30
+        for it in readers:
+            assert len(next(it)) > 0
+    stalled.close()
