@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -37,13 +40,12 @@ def free_port() -> int:
     return _free_port()
 
 
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A private redis-server for the session; yields its URL, redis://127.0.0.1:<port>/0."""
+@contextlib.contextmanager
+def private_redis(workdir: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A redis-server of its own in `workdir`: (URL redis://127.0.0.1:<port>/0, its process); stopped on exit."""
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.fail("redis-server is not installed; the store tests need it: apt-get install redis-server")
-    workdir: Path = tmp_path_factory.mktemp("redis")
     port = _free_port()
     args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
     args += ["--protected-mode", "yes", "--dir", str(workdir), "--logfile", str(workdir / "redis.log")]
@@ -56,14 +58,30 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 tail = log.read_text(errors="replace")[-2000:] if log.exists() else "(no log)"
                 pytest.fail(f"redis-server on port {port} did not start (exit code {proc.poll()}):\n{tail}")
             time.sleep(0.02)
-        yield f"redis://127.0.0.1:{port}/0"
+        yield f"redis://127.0.0.1:{port}/0", proc
     finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGCONT)  # a test may have frozen it
         proc.terminate()
         try:
             proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A private redis-server for the session; yields its URL, redis://127.0.0.1:<port>/0."""
+    with private_redis(tmp_path_factory.mktemp("redis")) as (url, _):
+        yield url
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A redis-server for this test alone (to kill or freeze): (URL, process)."""
+    with private_redis(tmp_path) as server:
+        yield server
 
 
 @pytest.fixture

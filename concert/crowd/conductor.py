@@ -22,7 +22,7 @@ from prometheus_client import Histogram
 from concert.crowd import aggregator as agg
 from concert.crowd.moderation import Moderator, SuggestionRefused
 from concert.crowd.rounds import Schedule, seconds_until
-from concert.store.base import RoundClosedError, Store, UnknownSuggestionError
+from concert.store.base import RoundClosedError, Store, StoreUnavailableError, UnknownSuggestionError
 from engine.music.interpret import resolve
 from engine.music.meter import clamp_bpm
 from engine.music.prompt import Mode, Prompt, PromptError, StyleWeight
@@ -240,6 +240,8 @@ class Conductor:
     async def _close(self, bar: int) -> None:
         try:
             await self._close_rounds(bar, force_direction=False)
+        except StoreUnavailableError as e:
+            log.error("closing rounds at bar %d: %s; the music goes on, the rounds close when it is back", bar, e)
         except Exception:
             log.exception("closing rounds at bar %d failed; the music goes on", bar)
         finally:

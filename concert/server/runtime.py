@@ -22,8 +22,9 @@ from concert.playback.player import Player
 from concert.server.fanout import Fanout
 from concert.server.identity import DeviceSigner
 from concert.server.limits import Gate
+from concert.server.outage import Outage
 from concert.store import open_store
-from concert.store.base import Store
+from concert.store.base import Store, StoreUnavailableError
 from engine import backends
 from engine.music.prompt import Prompt
 from engine.playback.failover import Failover, FailoverConfig
@@ -70,6 +71,7 @@ class Runtime:
     news: asyncio.Event  # set when what clients see has changed
     gate: Gate  # per-address caps on connections, new devices and messages
     player: Player  # the master clock, on its own thread
+    store_outage: Outage = field(default_factory=lambda: Outage("the vote store"))  # one log line per outage
     fanout: Fanout = field(default_factory=Fanout)
     outputs: list[Output] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -94,9 +96,12 @@ class Runtime:
             self.news.clear()
             try:
                 state = await self.conductor.state(self.clients)
+            except StoreUnavailableError as e:  # phones keep their last state; one log line per outage
+                self.store_outage.failed(e)
             except Exception:
                 log.exception("building state failed")
             else:
+                self.store_outage.ok()
                 self.fanout.publish(json.dumps({"type": "state", **state}))
             await asyncio.sleep(period)
 

@@ -28,6 +28,7 @@ from concert.server.protocol import (
     parse_client_message,
 )
 from concert.server.runtime import Runtime
+from concert.store.base import StoreUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +120,7 @@ async def handle(rt: Runtime, device: str, text: str) -> str:
         msg = parse_client_message(text)
         if isinstance(msg, Vote):
             await rt.conductor.vote(device, msg.round, msg.option)
+            rt.store_outage.ok()
             return json.dumps({"type": "ack", "round": msg.round, "option": msg.option})
         if isinstance(msg, Suggest):
             s = await rt.conductor.suggest(device, msg.text)
@@ -131,6 +133,9 @@ async def handle(rt: Runtime, device: str, text: str) -> str:
         raise ProtocolError("unknown_type", "unsupported message")
     except (ProtocolError, Refused) as e:
         return error_frame(e.code, e.message)
+    except StoreUnavailableError as e:
+        rt.store_outage.failed(e)
+        return error_frame("store_unavailable", "votes are paused for a moment (the vote store is unreachable)")
     except Exception:
         log.exception("handling a client frame failed")
         return error_frame("server_error", "the server could not handle that; nothing was changed")

@@ -67,7 +67,8 @@ class StoreConfig:
     round_ttl_s: int = 3600  # Redis: seconds a round's keys live after its last vote or close
     max_connections: int = 32  # Redis: pooled connections per store (per server process)
     pool_timeout_s: float = 5.0  # Redis: seconds a call waits for a free pooled connection
-    socket_timeout_s: float = 5.0  # Redis: seconds to connect, and to wait for a reply
+    socket_timeout_s: float = 1.0  # Redis: seconds to connect, and to wait for a reply (then retried)
+    call_deadline_s: float = 2.0  # Redis: seconds one call may take in all, retries included
     retries: int = 3  # Redis: reconnect attempts per call (10 ms, 20 ms, 40 ms ... jittered) before giving up
 
     def __post_init__(self) -> None:
@@ -79,8 +80,8 @@ class StoreConfig:
             raise ValueError(f"max_connections must be at least 1, got {self.max_connections}")
         if self.retries < 0:
             raise ValueError(f"retries must be 0 or more, got {self.retries}")
-        if not self.pool_timeout_s > 0 or not self.socket_timeout_s > 0:
-            raise ValueError("pool_timeout_s and socket_timeout_s must be positive")
+        if not self.pool_timeout_s > 0 or not self.socket_timeout_s > 0 or not self.call_deadline_s > 0:
+            raise ValueError("pool_timeout_s, socket_timeout_s and call_deadline_s must be positive")
         if any(c.isspace() or c in "{}" for c in self.key_prefix):
             raise ValueError(f"key_prefix must not contain spaces or braces, got {self.key_prefix!r}")
 

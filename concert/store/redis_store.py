@@ -19,8 +19,9 @@ The scripts build some keys from the prefix, so this targets a single Redis (not
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -209,10 +210,17 @@ class RedisStore:
         self._keys_key = f"{p}sugg:keys"
         self._seq_key = f"{p}sugg:seq"
 
-    @contextlib.contextmanager
-    def _reaching(self) -> Iterator[None]:
+    @contextlib.asynccontextmanager
+    async def _reaching(self) -> AsyncIterator[None]:
+        """Map Redis' connection errors to StoreUnavailableError, and give up after `call_deadline_s` in all
+        (a frozen Redis accepts the connection and never answers: the caller gets an error, not a hang)."""
         try:
-            yield
+            async with asyncio.timeout(self.config.call_deadline_s):
+                yield
+        except TimeoutError as e:
+            raise StoreUnavailableError(
+                f"Redis at {self.url} did not answer within {self.config.call_deadline_s} s"
+            ) from e
         except (redis_errors.ConnectionError, redis_errors.TimeoutError) as e:
             raise StoreUnavailableError(f"Redis at {self.url} is unavailable: {e}") from e
 
@@ -233,7 +241,7 @@ class RedisStore:
         check_device(device)
         check_option(option)
         args: list[str | int] = [round_id, device, option, self.config.keep_rounds, self.config.round_ttl_s]
-        with self._reaching():
+        async with self._reaching():
             reply = await self._vote(keys=self._round_keys(round_id), args=args)
         if reply[0] == 0:
             raise RoundClosedError(round_id)
@@ -242,21 +250,21 @@ class RedisStore:
 
     async def tallies(self, round_id: int) -> dict[str, int]:
         check_round_id(round_id)
-        with self._reaching():
+        async with self._reaching():
             tally = await self._client.hgetall(self._round_keys(round_id)[2])
         return {str(option): int(n) for option, n in tally.items()}
 
     async def close_round(self, round_id: int) -> dict[str, int]:
         check_round_id(round_id)
         args = [round_id, self.config.keep_rounds, self.config.round_ttl_s]
-        with self._reaching():
+        async with self._reaching():
             flat = await self._close(keys=self._round_keys(round_id), args=args)
         return {flat[i]: int(flat[i + 1]) for i in range(0, len(flat), 2)}
 
     async def device_vote(self, round_id: int, device: str) -> str | None:
         check_round_id(round_id)
         check_device(device)
-        with self._reaching():
+        async with self._reaching():
             option = await self._client.hget(self._round_keys(round_id)[1], device)
         return None if option is None else str(option)
 
@@ -267,7 +275,7 @@ class RedisStore:
         created = check_now(now)
         stamp = f"{created_us(created):020d}"
         keys = [self._keys_key, self._seq_key, self._rank_key]
-        with self._reaching():
+        async with self._reaching():
             reply = await self._add(keys=keys, args=[self._sugg_prefix, key, display, device, repr(created), stamp])
         return _suggestion(reply)
 
@@ -276,7 +284,7 @@ class RedisStore:
         keys = self._sugg_keys(suggestion_id)
         if keys is None:
             raise UnknownSuggestionError(suggestion_id)
-        with self._reaching():
+        async with self._reaching():
             reply = await self._upvote(keys=[*keys, self._rank_key], args=[device])
         if reply is None:
             raise UnknownSuggestionError(suggestion_id)
@@ -285,7 +293,7 @@ class RedisStore:
     async def top_suggestions(self, n: int) -> list[Suggestion]:
         if check_count(n) == 0:
             return []
-        with self._reaching():
+        async with self._reaching():
             flat = await self._top(keys=[self._rank_key], args=[self._sugg_prefix, n])
         return [_suggestion(flat[i : i + 4]) for i in range(0, len(flat), 4)]
 
@@ -293,7 +301,7 @@ class RedisStore:
         keys = self._sugg_keys(suggestion_id)
         if keys is None:
             return
-        with self._reaching():
+        async with self._reaching():
             await self._remove(keys=[*keys, self._rank_key, self._keys_key], args=[suggestion_id])
 
     # ----- lifecycle -------------------------------------------------------

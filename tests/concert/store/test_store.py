@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -506,3 +509,23 @@ def test_redis_replay_gives_the_same_answers_as_memory(redis_server: str, ops: l
             await store.aclose()
 
     assert asyncio.run(on_redis()) == asyncio.run(replay(MemoryStore(), ops))
+
+
+def test_a_frozen_redis_gives_a_timely_error_not_a_hang(own_redis: tuple[str, subprocess.Popen[bytes]]) -> None:
+    url, proc = own_redis
+
+    async def body() -> None:
+        store = open_store(url, StoreConfig(call_deadline_s=1.0))
+        try:
+            assert (await store.vote(1, "d1", "a")).previous is None
+            os.kill(proc.pid, signal.SIGSTOP)  # alive, connected, silent
+            with pytest.raises(StoreUnavailableError, match="did not answer within 1.0 s"):
+                await asyncio.wait_for(store.vote(1, "d2", "a"), 30)  # an error from the store, not a hang
+            os.kill(proc.pid, signal.SIGCONT)
+            assert await store.tallies(1) in ({"a": 1}, {"a": 2})  # the frozen call may have landed late
+            assert (await store.vote(1, "d3", "a")).previous is None
+        finally:
+            os.kill(proc.pid, signal.SIGCONT)
+            await store.aclose()
+
+    asyncio.run(body())
