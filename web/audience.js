@@ -209,6 +209,7 @@ function onState(s, first) {
   setText($("#moves-total"), `${plural(s.moves?.votes ?? 0, "vote", "votes")} this round`);
   renderVoteButtons();
   renderPaused(s, prev, first);
+  renderNotice(s, prev);
   renderMode(s, prev, first);
   renderResult(s, prev, first);
   renderSuggestions(s.suggestions);
@@ -333,6 +334,13 @@ function vote(key, id) {
   pending.push({ kind: "vote", key, round, option: id, label, prev, entry });
   saveMine();
   renderVoteButtons();
+}
+
+function renderNotice(s, prev) {
+  const box = $("#notice");
+  box.hidden = !s.notice;
+  setText(box, s.notice ?? "");
+  if (s.notice && (!prev || prev.notice !== s.notice)) announce(s.notice);
 }
 
 function renderPaused(s, prev, first) {

@@ -136,6 +136,7 @@ class Conductor:
         self.bar = 0.0  # playback position in bars
         self.now_playing: NowPlaying | None = None
         self.last_result: dict[str, object] | None = None
+        self.notice: str | None = None  # news for every phone (the store lost votes), until a round closes cleanly
         self._on_change = on_change
         self._tasks: set[asyncio.Task[None]] = set()  # round closes in flight, kept until done
         self._suggested: dict[str, int] = {}  # device -> suggestions made this direction round
@@ -250,6 +251,10 @@ class Conductor:
     async def _close_rounds(self, bar: int, force_direction: bool) -> None:
         sched = self.config.schedule
         moves, direction = self.moves, self.direction
+        if not await self.store.intact():
+            self._store_lost(moves, direction)
+        elif self.notice is not None:
+            self.notice = None  # a round closed normally since: the news is old
         lands = moves.lands_bar
         m_tallies = self._live_tallies(moves, await self.store.close_round(moves.id))
         winner_move, self.live = agg.close_moves(
@@ -288,6 +293,14 @@ class Conductor:
         self.moves = self._new_moves(bar + 1)
         if close_direction:
             self.direction = self._new_direction(bar + 1, promoted)
+        self._on_change()
+
+    def _store_lost(self, moves: Ballot, direction: Ballot) -> None:
+        """The store lost its data (a Redis restart without persistence): say so, never close on nothing quietly."""
+        self.notice = "The vote store restarted and lost the votes of this round. Please vote again."
+        log.error("the vote store lost its data: rounds %d and %d lost their votes", moves.id, direction.id)
+        if self.setlist is not None:
+            self.setlist({"event": "store_lost", "rounds": [moves.id, direction.id], "message": self.notice})
         self._on_change()
 
     def _live_tallies(self, ballot: Ballot, tallies: Mapping[str, int]) -> dict[str, int]:
@@ -474,6 +487,7 @@ class Conductor:
             "round_bars": self.config.schedule.round_bars,
             "clients": clients,
             "last_result": self.last_result,
+            "notice": self.notice,
         }
 
 

@@ -129,6 +129,12 @@ class Store(Protocol):
         """True when the store answers; False (never an exception) when it cannot be reached."""
         ...
 
+    async def intact(self) -> bool:
+        """False once when the store has lost its data since this process first used it (a Redis restarted
+        without persistence, or flushed): acknowledged votes are gone. It then counts as intact again.
+        StoreUnavailableError when it cannot be reached."""
+        ...
+
     async def aclose(self) -> None:
         """Release connections. The store must not be used afterwards."""
         ...

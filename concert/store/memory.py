@@ -144,5 +144,8 @@ class MemoryStore:
     async def ping(self) -> bool:
         return True
 
+    async def intact(self) -> bool:
+        return True  # it lives and dies with the process
+
     async def aclose(self) -> None:
         return None

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -209,6 +210,8 @@ class RedisStore:
         self._rank_key = f"{p}sugg:rank"
         self._keys_key = f"{p}sugg:keys"
         self._seq_key = f"{p}sugg:seq"
+        self._epoch_key = f"{p}epoch"  # one random token per Redis dataset: gone or new = the data was lost
+        self._epoch: str | None = None
 
     @contextlib.asynccontextmanager
     async def _reaching(self) -> AsyncIterator[None]:
@@ -310,6 +313,19 @@ class RedisStore:
             return bool(await self._client.ping())
         except redis_errors.RedisError:
             return False
+
+    async def intact(self) -> bool:
+        """The epoch key: set once (SET NX) by whichever process comes first, adopted by the others. Missing or
+        changed later means Redis lost the data this process was counting on."""
+        async with self._reaching():
+            current = await self._client.get(self._epoch_key)
+            if current is not None and current == self._epoch:
+                return True
+            if current is None:
+                await self._client.set(self._epoch_key, uuid.uuid4().hex, nx=True)
+                current = await self._client.get(self._epoch_key)
+        first, self._epoch = self._epoch is None, None if current is None else str(current)
+        return first  # the first look adopts the epoch; any later change is a loss
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -529,3 +529,24 @@ def test_a_frozen_redis_gives_a_timely_error_not_a_hang(own_redis: tuple[str, su
             await store.aclose()
 
     asyncio.run(body())
+
+
+def test_intact_reports_a_redis_that_lost_its_data_once(redis_url: str) -> None:
+    async def body() -> None:
+        one, two = open_store(redis_url), open_store(redis_url)  # two server processes on one Redis
+        try:
+            assert await one.intact() and await two.intact()  # the first look adopts the dataset
+            assert await one.intact()
+            client = aioredis.from_url(redis_url)
+            await client.flushdb()  # what a restart without persistence leaves
+            await client.aclose()
+            assert await one.intact() is False  # told once ...
+            assert await one.intact() is True  # ... then counting on the new dataset
+            assert await two.intact() is False  # the other process notices too (the epoch changed)
+            assert await two.intact() is True
+        finally:
+            await one.aclose()
+            await two.aclose()
+
+    asyncio.run(body())
+    assert asyncio.run(MemoryStore().intact()) is True
