@@ -173,7 +173,8 @@ def model_card(summary: dict[str, object], evaluation: dict[str, object] | None)
         f"| token LM ({summary['lm_params_m']} M parameters) | {summary['lm_steps']} | "
         f"{summary['lm_cpu_hours']} | {_figures(summary['lm_held_out'])} |",
         "",
-        "Compute hours are the training loop's own step time (2 CPU threads unless a GPU was used). Weights are",
+        "Compute hours are the training loop's own step time on a 2-core CPU (1 or 2 torch threads a run; no GPU",
+        "minutes so far). Weights are",
         "float16 safetensors; the codec is in Hugging Face `EncodecModel` format.",
     ]
     if evaluation is not None:
