@@ -8,23 +8,15 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 import soundfile as sf
 
+from tests.support.metrics import metric
 from tests.support.server import serve
 
 pytestmark = pytest.mark.slow
-
-
-def metric(url: str, name: str) -> float:
-    with urllib.request.urlopen(f"{url}/metrics", timeout=10) as r:
-        for line in r.read().decode().splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[1])
-    raise AssertionError(f"{name} not exported")
 
 
 def test_serve_plays_to_speakers_and_records_a_set_that_survives_a_kill(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import pytest
 from websockets.sync.client import connect
 
 from concert.server.http import HEAD_SECONDS
+from tests.support.metrics import metric
 from tests.support.server import Server, serve
 
 pytestmark = pytest.mark.slow
@@ -68,16 +69,6 @@ def test_websockets_and_the_stream_outlive_the_head_deadline(server: Server) -> 
         assert msg == {"type": "pong"} and got > 10_000
 
 
-def _metric(server: Server, name: str) -> float:
-    import urllib.request
-
-    with urllib.request.urlopen(f"{server.http}/metrics", timeout=10) as r:
-        for line in r.read().decode().splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[1])
-    raise AssertionError(f"{name} not exported")
-
-
 def test_one_address_holds_four_streams_and_a_listener_that_stops_reading_is_dropped(server: Server) -> None:
     import httpx
 
@@ -92,11 +83,11 @@ def test_one_address_holds_four_streams_and_a_listener_that_stops_reading_is_dro
             assert fifth.status_code == 429  # the stalled socket is the fourth
         readers = [r.iter_bytes() for r in streams]
         start = time.monotonic()
-        while _metric(server, "concert_stream_dropped_listeners_total") < 1 and time.monotonic() - start < 40:
+        while metric(server.http, "concert_stream_dropped_listeners_total") < 1 and time.monotonic() - start < 40:
             for it in readers:  # the honest listeners keep reading
                 next(it)
             time.sleep(0.2)
-        assert _metric(server, "concert_stream_dropped_listeners_total") == 1  # only the one that stopped
+        assert metric(server.http, "concert_stream_dropped_listeners_total") == 1  # only the one that stopped
         assert time.monotonic() - start < 30
         for it in readers:
             assert len(next(it)) > 0
