@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import secrets
 import socket
 from dataclasses import dataclass, field
@@ -74,11 +75,11 @@ class ServeConfig:
             return self.close_lead_bars
         return 0 if self.round_bars == 1 else min(2, self.round_bars - 1)
 
-    @property
+    @functools.cached_property
     def origins(self) -> frozenset[str]:
         """`Origin` headers the websocket accepts: the join URL's, this host and port by name and loopback
         address, and `allowed_origins`. A page elsewhere (on the venue Wi-Fi, say) cannot vote from its
-        visitors' browsers."""
+        visitors' browsers. Worked out once (the LAN address takes a socket call); every handshake reads it."""
         served = {self.join_url.rstrip("/")}
         hosts = (
             {self.host, "localhost", "127.0.0.1", lan_address()}

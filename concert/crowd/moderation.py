@@ -217,13 +217,14 @@ class Moderator:
         if not isinstance(text, str):
             raise SuggestionRefused("empty", f"A suggestion must be text, not {type(text).__name__}. Try {_EXAMPLE}.")
         bound = RAW_FACTOR * self.cfg.max_chars  # bounded work per suggestion, whatever NFKC makes of it
-        if len(text) > bound or len(unicodedata.normalize("NFKC", text)) > bound:
+        normalized = unicodedata.normalize("NFKC", text) if len(text) <= bound else text
+        if len(normalized) > bound:
             raise SuggestionRefused(
                 "too_long",
                 f"Your suggestion is too long; the limit is {self.cfg.max_chars} characters. "
                 f"Say it in a few words, e.g. {_EXAMPLE}.",
             )
-        cleaned = clean(text)
+        cleaned = clean(normalized)  # the same as clean(text): cleaning starts with NFKC, which is idempotent
         if not cleaned:
             raise SuggestionRefused("empty", f"Your suggestion is empty. Type a style or mood, e.g. {_EXAMPLE}.")
         if len(cleaned) > self.cfg.max_chars:

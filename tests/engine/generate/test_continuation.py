@@ -16,21 +16,24 @@ from engine.music.styles import UnknownStyleError
 SR = 24000
 
 
-def tiny(window: int = 48, stride: int = 16, seed: int = 0, chunk: int = 10, bpm: float = 200.0) -> TokenSource:
-    lm = TokenLM(
-        LMConfig(
-            num_codebooks=2,
-            card=16,
-            dim=32,
-            num_layers=2,
-            num_heads=2,
-            ffn_dim=64,
-            max_len=64,
-            num_styles=8,
-            num_controls=NUM_CONTROLS,
-        ),
-        seed=seed,
+def tiny_lm(seed: int = 0, num_controls: int = NUM_CONTROLS, num_layers: int = 2) -> TokenLM:
+    """A seeded 2-codebook x 16 style model, 32 wide."""
+    cfg = LMConfig(
+        num_codebooks=2,
+        card=16,
+        dim=32,
+        num_layers=num_layers,
+        num_heads=2,
+        ffn_dim=64,
+        max_len=64,
+        num_styles=8,
+        num_controls=num_controls,
     )
+    return TokenLM(cfg, seed=seed)
+
+
+def tiny(window: int = 48, stride: int = 16, seed: int = 0, chunk: int = 10, bpm: float = 200.0) -> TokenSource:
+    lm = tiny_lm(seed)
     codec = Codec.random(CodecConfig(num_filters=4, codebook_size=16, num_codebooks=2, hidden_size=16), seed=seed)
     cfg = ContinuationConfig(window=window, stride=stride, chunk_frames=chunk, seed=seed, top_k=8)
     return TokenSource(lm, codec, Prompt.of("drum-and-bass", bpm=bpm), cfg)
@@ -173,18 +176,7 @@ def test_rows_are_rebuilt_every_frame_only_for_a_model_that_hears_the_bar_phase(
     from engine.generate.continuation import StyleConditioner
 
     def conditioner(controls: int) -> StyleConditioner:
-        cfg = LMConfig(
-            num_codebooks=2,
-            card=16,
-            dim=32,
-            num_layers=1,
-            num_heads=2,
-            ffn_dim=64,
-            max_len=64,
-            num_styles=8,
-            num_controls=controls,
-        )
-        return StyleConditioner(TokenLM(cfg, seed=0))
+        return StyleConditioner(tiny_lm(num_controls=controls, num_layers=1))
 
     state = StyleCondition.of(Prompt.of("techno"))
     plain, phased = conditioner(PROMPT_CONTROLS), conditioner(NUM_CONTROLS)
