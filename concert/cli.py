@@ -64,6 +64,9 @@ def _serve(args: argparse.Namespace) -> int:
         public_url=args.public_url,
         speakers_device=args.device,
         allowed_origins=tuple(args.allow_origin),
+        workers=args.workers,
+        standbys=args.standbys,
+        lease_s=args.lease,
     )
     if args.dj_token:
         kwargs["dj_token"] = args.dj_token
@@ -91,10 +94,7 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"concert: listener page  {config.join_url}listen", flush=True)
     print(f"concert: DJ console     {config.join_url}dj?token={config.dj_token}", flush=True)
     descriptors = raise_descriptor_limit()
-    uvicorn.run(
-        create_app(config),
-        host=config.host,
-        port=config.port,
+    server = dict(
         http=HeadDeadlineH11,  # h11 bounds the request head (httptools read 32 MiB of headers) and times it out
         h11_max_incomplete_event_size=MAX_REQUEST_HEAD_BYTES,
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
@@ -104,6 +104,12 @@ def _serve(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         lifespan="on",
     )
+    if config.workers > 1:
+        from concert.cluster.supervisor import Supervisor
+
+        print(f"concert: {config.workers} web workers, 1 + {config.standbys} conductor processes", flush=True)
+        return Supervisor(config, server, log_level=args.log_level).run()
+    uvicorn.run(create_app(config), host=config.host, port=config.port, **server)  # type: ignore[arg-type]
     return 0
 
 
@@ -336,6 +342,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--log-level", default="info")
     limits = LimitsConfig()
     s.add_argument("--allow-origin", action="append", default=[], help="another web origin that may open the socket")
+    s.add_argument(
+        "--workers",
+        type=int,
+        default=ServeConfig.workers,
+        help="web worker processes on the one port; more than 1 plays the set in a conductor process (needs redis)",
+    )
+    s.add_argument(
+        "--standbys", type=int, default=ServeConfig.standbys, help="with --workers > 1: standby conductor processes"
+    )
+    s.add_argument(
+        "--lease", type=float, default=ServeConfig.lease_s, help="seconds of the conductor's Redis lease (fail-over)"
+    )
     s.add_argument(
         "--per-address-connections",
         type=int,

@@ -46,6 +46,9 @@ class ServeConfig:
     speakers_device: str | None = None  # sounddevice device name or index for --output speakers
     allowed_origins: tuple[str, ...] = ()  # web origins besides the served one that may open the websocket
     limits: LimitsConfig = field(default_factory=LimitsConfig)  # what one network address may do
+    workers: int = 1  # web worker processes; more than 1 runs the set in its own conductor process, on Redis
+    standbys: int = 1  # with workers > 1: conductor processes waiting to take over if the playing one dies
+    lease_s: float = 3.0  # seconds the conductor's Redis lease lives unrenewed (a standby takes over after it)
 
     def __post_init__(self) -> None:
         if self.output not in OUTPUTS:
@@ -66,6 +69,14 @@ class ServeConfig:
             raise ValueError(f"port must be within 1..65535, got {self.port}")
         if not 1 <= self.torch_threads <= 256:
             raise ValueError(f"torch_threads must be within 1..256, got {self.torch_threads}")
+        if not 1 <= self.workers <= 64:
+            raise ValueError(f"workers must be within 1..64, got {self.workers}")
+        if self.workers > 1 and not self.store.startswith(("redis://", "rediss://")):
+            raise ValueError("several workers share the set through Redis: give --store redis://host:port/db")
+        if not 0 <= self.standbys <= 8:
+            raise ValueError(f"standbys must be within 0..8, got {self.standbys}")
+        if not 0.5 <= self.lease_s <= 60:
+            raise ValueError(f"lease_s must be within 0.5..60 seconds, got {self.lease_s}")
         if len(self.secret) < 16:
             raise ValueError("secret must be at least 16 bytes")
 

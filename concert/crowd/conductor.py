@@ -14,12 +14,13 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, cast
 
 from prometheus_client import Histogram
 
 from concert.crowd import aggregator as agg
+from concert.crowd.ballots import Ballot, Cast, OpenBallots, Refused
 from concert.crowd.moderation import Moderator, SuggestionRefused
 from concert.crowd.rounds import Schedule, seconds_until
 from concert.store.base import RoundClosedError, Store, StoreUnavailableError, UnknownSuggestionError
@@ -31,16 +32,8 @@ from engine.source import Chunk, NowPlaying, Steerable
 
 log = logging.getLogger(__name__)
 
+SNAPSHOT_VERSION = 1  # of `Conductor.snapshot()`; a conductor refuses snapshots of another version
 SetlistLog = Callable[[Mapping[str, object]], object]
-
-
-class Refused(Exception):
-    """A crowd request the set turns down; `code` names why (the socket layer sends it back as an error frame)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -54,25 +47,6 @@ class ConductorConfig:
     suggestions_per_device: int = 2  # suggestions one device may make per direction round
     board_size: int = 100  # suggestions open at once; the board empties when the direction round closes
     ramp_bars: int = 4  # bars over which a direction change glides in
-
-
-@dataclass
-class Ballot:
-    kind: str  # "direction" or "moves"
-    id: int  # round id, unique across both kinds
-    options: agg.Ballot  # the options on offer
-    close_bar: int  # playback bar at which the round closes
-    lands_bar: int  # bar on which its result lands
-    vetoed: set[str] = field(default_factory=set)
-
-    def option(self, option_id: str) -> agg.Option | None:
-        for o in self.options:
-            if o.id == option_id and o.id not in self.vetoed:
-                return o
-        return None
-
-    def live_options(self) -> agg.Ballot:
-        return tuple(o for o in self.options if o.id not in self.vetoed)
 
 
 LATENCY_BUCKETS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)  # steering latency histogram bounds, seconds
@@ -341,30 +315,35 @@ class Conductor:
         return tuple(agg.Option(f"s:{s.id}", s.text, s.text) for s in top if s.upvotes > 0)
 
     # ----- crowd input -----------------------------------------------------
+    def open_ballots(self) -> OpenBallots:
+        """The ballots open now: what `vote` (here, or on a web worker) checks a vote against."""
+        return OpenBallots.of(self.voting, (self.direction, self.moves))
+
     async def vote(self, device: str, round_id: int, option_id: str) -> None:
-        if self.voting != "open":
-            raise Refused("voting_paused", "voting is paused by the DJ; hold that thought")
-        ballot = self._ballot(round_id)
-        if ballot is None:
-            current = f"direction round {self.direction.id}, moves round {self.moves.id}"
-            raise Refused("wrong_round", f"round {round_id} is not open (open: {current})")
-        option = ballot.option(option_id)
-        if option is None:
-            ids = ", ".join(o.id for o in ballot.live_options())
-            raise Refused("unknown_option", f"option {option_id!r} is not on round {round_id} (options: {ids})")
+        cast_ = self.open_ballots().check(round_id, option_id)
         try:
             result = await self.store.vote(round_id, device, option_id)
         except RoundClosedError:
             raise Refused("wrong_round", f"round {round_id} just closed; vote in the next one") from None
-        if result.previous is not None:  # a phone changing its mind: one vote per device per round, counted once
+        self.counted(cast_, first=result.previous is None)
+
+    def counted(self, cast_: Cast, first: bool) -> None:
+        """A vote the store accepted (here or on a web worker): counters, and anarchy's immediate pull."""
+        if not first:  # a phone changing its mind: one vote per device per round, counted once
             self.counters.vote_changes += 1
             self._on_change()
             return
         self.counters.votes += 1
-        if self.mode == "anarchy" and ballot.kind == "direction":
-            self.mix = agg.anarchy_vote(self.mix, option.style, self.config.aggregator)
-            self._prompt_dirty = True
+        if cast_.kind == "direction" and cast_.style is not None:
+            self.pull(cast_.style)
         self._on_change()
+
+    def pull(self, style: str) -> None:
+        """A device's first direction vote for `style` in this round: in anarchy mode it moves the mix now."""
+        if self.mode == "anarchy":
+            self.mix = agg.anarchy_vote(self.mix, style, self.config.aggregator)
+            self._prompt_dirty = True
+            self._on_change()
 
     async def suggest(self, device: str, text: str) -> dict[str, object]:
         try:
@@ -451,6 +430,61 @@ class Conductor:
         finally:
             self._closing = False
 
+    # ----- hand-over (another process takes the set on) ----------------------
+    def snapshot(self) -> dict[str, Any]:
+        """What a conductor in another process needs to carry the set on: the mix and everything that steers
+        it, the open rounds (their votes are in the shared store) and the board. JSON-serialisable."""
+        return {
+            "version": SNAPSHOT_VERSION,
+            "mode": self.mode,
+            "voting": self.voting,
+            "mix": [list(sw) for sw in self.mix],
+            "home": [list(sw) for sw in self.home],
+            "live": asdict(self.live),
+            "pinned": asdict(self.pinned),
+            "last_result": self.last_result,
+            "notice": self.notice,
+            "next_id": self._next_id,
+            "direction": self.direction.as_json(),
+            "moves": self.moves.as_json(),
+            "board": sorted(self._board),
+            "suggested": dict(self._suggested),
+        }
+
+    def restore(self, snap: Mapping[str, Any]) -> None:
+        """Carry on from `snapshot()` of another conductor; the same rounds stay open (their votes count), timed
+        on this conductor's bar clock. ValueError for a snapshot this version cannot read."""
+        if not isinstance(snap, Mapping) or snap.get("version") != SNAPSHOT_VERSION:
+            raise ValueError(f"not a conductor snapshot of version {SNAPSHOT_VERSION}")
+        try:
+            mode = str(snap["mode"])
+            if mode not in agg.CROWD_MODES:
+                raise ValueError(f"unknown mode {mode!r}")
+            mix = agg.normalize({str(s): float(w) for s, w in snap["mix"]}, 0.0)
+            home = agg.normalize({str(s): float(w) for s, w in snap["home"]}, 0.0)
+            live = agg.Live(**snap["live"])
+            pinned = Pinned(**snap["pinned"])
+            direction = Ballot.from_json(snap["direction"])
+            moves = Ballot.from_json(snap["moves"])
+        except (KeyError, TypeError) as e:
+            raise ValueError(f"conductor snapshot is malformed: {e!r}") from None
+        sched = self.config.schedule
+        bar = int(self.bar)
+        direction.close_bar = sched.direction_close_bar(bar)
+        direction.lands_bar = sched.landing_bar(direction.close_bar)
+        moves.close_bar = sched.moves_close_bar(bar)
+        moves.lands_bar = sched.landing_bar(moves.close_bar)
+        self.mode, self.mix, self.home, self.live, self.pinned = cast(agg.CrowdMode, mode), mix, home, live, pinned
+        self.voting = "paused" if snap.get("voting") == "paused" else "open"
+        self.last_result = snap.get("last_result")
+        self.notice = snap.get("notice")
+        self._next_id = max(self._next_id, int(snap.get("next_id", 0)))
+        self.direction, self.moves = direction, moves
+        self._board = {str(b) for b in snap.get("board", ())}
+        self._suggested = {str(d): int(n) for d, n in dict(snap.get("suggested", {})).items()}
+        self._schedule(self._build_prompt(sched.section_for(bar + 1), ramp_bars=0), at_bar=None)
+        self._on_change()
+
     # ----- state -------------------------------------------------------------
     def seconds_until(self, bar: int) -> float:
         bpm = self.now_playing.bpm if self.now_playing and self.now_playing.bpm > 0 else 120.0
@@ -465,7 +499,7 @@ class Conductor:
         return {
             "ts": self.clock(),
             "round": d.id,
-            "options": [{"id": o.id, "label": o.label, "kind": _kind(o)} for o in d.live_options()],
+            "options": [{"id": o.id, "label": o.label, "kind": _kind(o), "style": o.style} for o in d.live_options()],
             "tallies": d_t,
             "votes": sum(d_t.values()),
             "closes_in": round(self.seconds_until(d.close_bar), 2),

@@ -231,8 +231,10 @@ class Mp3Stream:
     Not thread-safe: call `write`, `subscribe`, `listen` and `close` on the event loop.
     """
 
-    def __init__(self, config: StreamConfig | None = None) -> None:
+    def __init__(self, config: StreamConfig | None = None, encode: bool = True) -> None:
+        """`encode=False`: a relay, fed MP3 bytes by `relay` (a web worker passing on the conductor's stream)."""
         self.config = config or StreamConfig()
+        self._closed = False
         self.bytes_encoded = 0  # MP3 bytes produced (and offered to listeners) so far
         self.dropped_listeners = 0  # listeners dropped because their queue was full
         self._listeners: set[Listener] = set()
@@ -247,7 +249,10 @@ class Mp3Stream:
         self._burst_frames = math.ceil(self.config.burst_seconds * rate / self._frame_samples)  # 0: no burst
         if "MP3" not in sf.available_formats():
             raise RuntimeError(f"libsndfile {sf.__libsndfile_version__} cannot write MP3: it needs libsndfile >= 1.1")
-        self._encoder: sf.SoundFile | None = sf.SoundFile(
+        self._encoder: sf.SoundFile | None = None
+        if not encode:
+            return
+        self._encoder = sf.SoundFile(
             self._sink,
             mode="w",
             samplerate=rate,
@@ -264,12 +269,14 @@ class Mp3Stream:
 
     @property
     def closed(self) -> bool:
-        return self._encoder is None
+        return self._closed
 
     def write(self, chunk: Chunk) -> None:
         """Resample, encode and offer the new MP3 frames to every listener; never awaits."""
-        if self._encoder is None:
+        if self._closed:
             raise StreamClosedError("the MP3 stream is closed")
+        if self._encoder is None:
+            raise StreamClosedError("a relay stream takes MP3 bytes (relay), not audio chunks")
         pcm = np.asarray(chunk.pcm, dtype=np.float32)
         if pcm.ndim != 1:
             raise ValueError(f"chunk.pcm must be mono (samples,), got shape {pcm.shape}")
@@ -285,8 +292,16 @@ class Mp3Stream:
             self._encoder.write(pcm)
         self._publish()
 
+    def relay(self, data: bytes) -> None:
+        """Offer MP3 bytes encoded elsewhere (whole frames or not) to every listener; never awaits."""
+        if self._closed:
+            raise StreamClosedError("the MP3 stream is closed")
+        self._offer_frames(self._splitter.feed(data))
+
     def _publish(self) -> None:
-        frames = self._splitter.feed(self._sink.take())
+        self._offer_frames(self._splitter.feed(self._sink.take()))
+
+    def _offer_frames(self, frames: list[bytes]) -> None:
         if self._frames_seen == 0 and frames and _is_tag_placeholder(frames[0]):
             frames = frames[1:]
             self._frames_seen = 1
@@ -309,10 +324,11 @@ class Mp3Stream:
         listener.dropped = True
         listener._end(discard_backlog=True)
 
-    def subscribe(self, address: str = "") -> Listener:
-        """A new listener, primed with the burst. Raises TooManyListenersError, TooManyFromAddressError or
-        StreamClosedError."""
-        if self._encoder is None:
+    def subscribe(self, address: str = "", burst: bool = True) -> Listener:
+        """A new listener, primed with the burst (unless `burst` is False: a relay wants only new audio).
+
+        Raises TooManyListenersError, TooManyFromAddressError or StreamClosedError."""
+        if self._closed:
             raise StreamClosedError("the MP3 stream is closed")
         if len(self._listeners) >= self.config.max_listeners:
             raise TooManyListenersError(
@@ -323,7 +339,7 @@ class Mp3Stream:
                 f"your network already holds {self.config.max_listeners_per_address} streams; close one first"
             )
         listener = Listener(self, self.config.listener_queue_chunks + 1, address)  # +1: room for the burst
-        if self._burst:
+        if self._burst and burst:
             listener._offer(b"".join(self._burst))
         self._listeners.add(listener)
         return listener
@@ -368,14 +384,16 @@ class Mp3Stream:
 
     def close(self) -> None:
         """Flush the resampler and encoder to the listeners, then end every listener."""
-        if self._encoder is None:
+        if self._closed:
             return
-        if self._resampler is not None:
-            tail = self._resampler.resample_chunk(np.zeros(0, np.float32), last=True)
-            if len(tail):
-                self._encoder.write(tail)
-        self._encoder.close()  # flushes LAME; its rewind to write the info tag is ignored by the sink
-        self._encoder = None
-        self._publish()
+        self._closed = True
+        if self._encoder is not None:
+            if self._resampler is not None:
+                tail = self._resampler.resample_chunk(np.zeros(0, np.float32), last=True)
+                if len(tail):
+                    self._encoder.write(tail)
+            self._encoder.close()  # flushes LAME; its rewind to write the info tag is ignored by the sink
+            self._encoder = None
+            self._publish()
         for listener in list(self._listeners):
             self._unsubscribe(listener)

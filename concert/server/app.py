@@ -6,7 +6,6 @@ import contextlib
 import hmac
 import importlib.resources
 import io
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from concert.server.identity import COOKIE_NAME
 from concert.server.limits import Refusal
 from concert.server.runtime import Runtime, running
 from concert.server.ws import audience_socket
-from engine.music.prompt import PromptError, prompt_from_json
+from engine.music.prompt import PromptError
 from engine.music.styles import UnknownStyleError
 
 COOKIE_MAX_AGE = 7 * 24 * 3600  # seconds a device cookie lives
@@ -54,17 +53,17 @@ def _page(name: str, set_cookie: bool = False):  # type: ignore[no-untyped-def]
         resp = FileResponse(web_dir() / name, media_type="text/html", headers=PAGE_HEADERS)
         if set_cookie:
             rt = _rt(request)
-            if rt.signer.verify(request.cookies.get(COOKIE_NAME)) is None and _may_mint(rt, request):
+            if rt.signer.verify(request.cookies.get(COOKIE_NAME)) is None and await _may_mint(rt, request):
                 resp.set_cookie(COOKIE_NAME, rt.signer.mint(), max_age=COOKIE_MAX_AGE, httponly=True, samesite="lax")
         return resp
 
     return page
 
 
-def _may_mint(rt: Runtime, request: Request) -> bool:
+async def _may_mint(rt: Runtime, request: Request) -> bool:
     """A page load may mint a device only within its address's share (else the socket asks again, and says why)."""
     try:
-        rt.gate.mint(request.client.host if request.client is not None else "unknown", time.monotonic())
+        await rt.gate.mint(request.client.host if request.client is not None else "unknown")
     except Refusal:
         return False
     return True
@@ -88,30 +87,9 @@ async def api_state(request: Request) -> Response:
 
 
 async def healthz(request: Request) -> Response:
-    """ "ok" only when the configured backend is the one playing; 503 only when nothing can play.
-
-    A token engine that died or lags while the synth covers is "degraded": the music goes on (200), and the
-    body says which source is audible and what stopped the primary.
-    """
-    rt = _rt(request)
-    deck = rt.deck.health()
-    store_ok = await rt.store.ping()
-    down = not store_ok or rt.deck.error is not None
-    degraded = deck["primary_error"] is not None or deck["audible"] != "primary"
-    status = "down" if down else "degraded" if degraded else "ok"
-    body = {
-        "ok": status == "ok",
-        "status": status,
-        "backend": rt.config.backend,
-        "playing": deck["state"],  # primary | to_fallback | fallback | to_primary
-        "audible": deck["audible"],  # whose audio the listeners hear: primary (the backend) or fallback (the synth)
-        "primary_error": deck["primary_error"],
-        "store": store_ok,
-        "buffered_seconds": deck["buffered_seconds"],
-        "dropped_audio_seconds": round(rt.player.dropped_seconds, 3),  # what the listeners missed so far
-        "clients": rt.clients,
-    }
-    return JSONResponse(body, status_code=503 if down else 200)
+    """ "ok" only when the configured backend is the one playing; 503 only when nothing can play."""
+    body, code = await _rt(request).health()
+    return JSONResponse(body, status_code=code)
 
 
 async def metrics_endpoint(request: Request) -> Response:
@@ -146,57 +124,36 @@ async def _json_body(request: Request) -> dict[str, Any]:
     return body
 
 
-def _dj(action):  # type: ignore[no-untyped-def]
+def _dj(action: str):  # type: ignore[no-untyped-def]
     async def endpoint(request: Request) -> Response:
         if not _authorised(request):
             return JSONResponse({"error": "unauthorised", "message": "DJ token missing or wrong"}, status_code=401)
+        rt = _rt(request)
         try:
-            result = await action(_rt(request), await _json_body(request) if request.method == "POST" else {})
+            body = await _json_body(request) if request.method == "POST" else {}
+            result = {"join_url": rt.config.join_url} if action == "check" else await rt.act(action, body)
         except (ValueError, PromptError, UnknownStyleError) as e:
             return JSONResponse({"error": "bad_request", "message": str(e)}, status_code=400)
-        return JSONResponse({"ok": True, **(result or {})})
+        except TimeoutError as e:  # a web worker whose conductor is changing hands
+            return JSONResponse({"error": "unavailable", "message": str(e)}, status_code=503)
+        return JSONResponse({"ok": True, **result})
 
     return endpoint
 
 
-async def dj_check(rt: Runtime, body: dict[str, Any]) -> dict[str, Any]:
-    return {"join_url": rt.config.join_url}
+def create_app(config: ServeConfig, worker: str | None = None) -> Starlette:
+    """The set's app: the whole set in this process, or (`worker` = its id) a web worker of a conductor process."""
 
-
-async def dj_prompt(rt: Runtime, body: dict[str, Any]) -> dict[str, Any]:
-    controls = {k: body[k] for k in ("bpm", "energy", "brightness", "mode", "section") if body.get(k) is not None}
-    prompt = prompt_from_json(body.get("prompt"), **controls)
-    return {"lands_at_bar": rt.conductor.override(prompt)}
-
-
-async def dj_voting(rt: Runtime, body: dict[str, Any]) -> dict[str, Any]:
-    rt.conductor.set_voting(str(body.get("voting")))
-    return {"voting": rt.conductor.voting}
-
-
-async def dj_mode(rt: Runtime, body: dict[str, Any]) -> dict[str, Any]:
-    rt.conductor.set_mode(str(body.get("mode")))
-    return {"mode": rt.conductor.mode}
-
-
-async def dj_veto(rt: Runtime, body: dict[str, Any]) -> dict[str, Any]:
-    option = body.get("option")
-    if not isinstance(option, str) or not option:
-        raise ValueError("veto needs an 'option' id string")
-    await rt.conductor.veto(option)
-    return {"vetoed": option}
-
-
-async def dj_skip(rt: Runtime, body: dict[str, Any]) -> dict[str, Any]:
-    await rt.conductor.skip()
-    return {"lands_at_bar": rt.conductor.moves.lands_bar}
-
-
-def create_app(config: ServeConfig) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         redact.install()  # after uvicorn has configured its loggers: no token reaches the access log
-        async with running(config) as rt:
+        if worker is not None:
+            from concert.cluster.worker import worker_running
+
+            runtime: contextlib.AbstractAsyncContextManager[Any] = worker_running(config, worker)
+        else:
+            runtime = running(config)
+        async with runtime as rt:
             app.state.runtime = rt
             app.state.registry = metrics.make_registry(rt)
             yield
@@ -210,12 +167,12 @@ def create_app(config: ServeConfig) -> Starlette:
         Route("/stream", stream),
         Route("/healthz", healthz),
         Route("/metrics", metrics_endpoint),
-        Route("/api/dj/check", _dj(dj_check), methods=["GET"]),
-        Route("/api/dj/prompt", _dj(dj_prompt), methods=["POST"]),
-        Route("/api/dj/voting", _dj(dj_voting), methods=["POST"]),
-        Route("/api/dj/mode", _dj(dj_mode), methods=["POST"]),
-        Route("/api/dj/veto", _dj(dj_veto), methods=["POST"]),
-        Route("/api/dj/skip", _dj(dj_skip), methods=["POST"]),
+        Route("/api/dj/check", _dj("check"), methods=["GET"]),
+        Route("/api/dj/prompt", _dj("prompt"), methods=["POST"]),
+        Route("/api/dj/voting", _dj("voting"), methods=["POST"]),
+        Route("/api/dj/mode", _dj("mode"), methods=["POST"]),
+        Route("/api/dj/veto", _dj("veto"), methods=["POST"]),
+        Route("/api/dj/skip", _dj("skip"), methods=["POST"]),
         WebSocketRoute("/ws", audience_socket),
         Route("/static/{name}", static),
     ]

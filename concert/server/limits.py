@@ -16,6 +16,8 @@ the last `idle_seconds`.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -142,3 +144,30 @@ class Gate:
     def tracked(self) -> tuple[int, int]:
         """(addresses, devices) held in memory."""
         return len(self._addresses), len(self._devices)
+
+
+class LocalLimits:
+    """The caps of one server process, as the websocket and page handlers call them (awaitable, like the
+    shared caps of `concert.cluster.limits.SharedLimits` that several worker processes use)."""
+
+    def __init__(self, config: LimitsConfig, clock: Callable[[], float] = time.monotonic) -> None:
+        self.gate = Gate(config)
+        self.clock = clock
+
+    @property
+    def refused(self) -> dict[str, int]:
+        return self.gate.refused
+
+    async def connect(self, address: str) -> str:
+        """Admit a websocket from `address`; a handle for `disconnect`. Refusal over the cap."""
+        self.gate.connect(address, self.clock())
+        return address
+
+    async def disconnect(self, address: str, handle: str) -> None:
+        self.gate.disconnect(address, self.clock())
+
+    async def mint(self, address: str) -> None:
+        self.gate.mint(address, self.clock())
+
+    async def message(self, address: str, device: str) -> None:
+        self.gate.message(address, device, self.clock())

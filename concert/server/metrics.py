@@ -10,6 +10,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
+    from concert.cluster.worker import WorkerRuntime
     from concert.server.runtime import Runtime
 
 
@@ -84,9 +85,40 @@ class RuntimeCollector(Collector):
         yield from c.steering_latency.collect()  # reading it changes nothing
 
 
-def make_registry(rt: Runtime) -> CollectorRegistry:
+class WorkerCollector(Collector):
+    """A web worker's own figures (the set's are on the conductor process: its /healthz is relayed)."""
+
+    def __init__(self, rt: WorkerRuntime) -> None:
+        self.rt = rt
+
+    def collect(self) -> Iterator[Metric]:
+        rt = self.rt
+        c = rt.conductor.counters
+        yield CounterMetricFamily("concert_votes", "Votes acknowledged: one per device per round", value=c.votes)
+        yield CounterMetricFamily(
+            "concert_vote_changes", "Devices moving their vote within a round", value=c.vote_changes
+        )
+        yield GaugeMetricFamily("concert_clients", "Websocket clients connected to this worker", value=rt.clients)
+        refused = CounterMetricFamily(
+            "concert_refused", "Connections and frames over a per-address cap", labels=["code"]
+        )
+        for code, count in sorted(rt.gate.refused.items()):
+            refused.add_metric([code], count)
+        yield refused
+        yield GaugeMetricFamily("concert_stream_listeners", "HTTP stream listeners", value=rt.stream.listeners)
+        yield CounterMetricFamily(
+            "concert_stream_dropped_listeners",
+            "Stream listeners dropped for not reading",
+            value=rt.stream.dropped_listeners,
+        )
+        yield CounterMetricFamily("concert_fanout_dropped", "Clients dropped for stalling", value=rt.fanout.dropped)
+
+
+def make_registry(rt: Runtime | WorkerRuntime) -> CollectorRegistry:
+    from concert.cluster.worker import WorkerRuntime
+
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(RuntimeCollector(rt))
+    registry.register(WorkerCollector(rt) if isinstance(rt, WorkerRuntime) else RuntimeCollector(rt))
     return registry
 
 

@@ -7,9 +7,9 @@ import contextlib
 import gc
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 
 from concert.config import ServeConfig
 from concert.crowd import aggregator as agg
@@ -21,7 +21,7 @@ from concert.outputs.stream import Mp3Stream, StreamConfig
 from concert.playback.player import Player
 from concert.server.fanout import Fanout
 from concert.server.identity import DeviceSigner
-from concert.server.limits import Gate
+from concert.server.limits import LocalLimits
 from concert.server.outage import Outage
 from concert.store import open_store
 from concert.store.base import Store, StoreUnavailableError
@@ -69,20 +69,54 @@ class Runtime:
     stream: Mp3Stream
     signer: DeviceSigner
     news: asyncio.Event  # set when what clients see has changed
-    gate: Gate  # per-address caps on connections, new devices and messages
+    gate: LocalLimits  # per-address caps on connections, new devices and messages
     player: Player  # the master clock, on its own thread
     store_outage: Outage = field(default_factory=lambda: Outage("the vote store"))  # one log line per outage
     fanout: Fanout = field(default_factory=Fanout)
     outputs: list[Output] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    relay: Callable[[str], Awaitable[None]] | None = None  # a conductor process: state goes to the web workers
+    remote_clients: int = 0  # a conductor process: the web workers' websocket clients, all together
 
     @property
     def clients(self) -> int:
-        return len(self.fanout)
+        return len(self.fanout) + self.remote_clients
 
     def clients_changed(self) -> None:
         """A client joined or left: the count in the state frame changed."""
         self.news.set()
+
+    async def act(self, action: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Run one of the booth's actions (`concert.server.actions`); ValueError for a bad one."""
+        from concert.server.actions import DJ_ACTIONS
+
+        run = DJ_ACTIONS.get(action)
+        if run is None:
+            raise ValueError(f"unknown action {action!r}; one of {', '.join(DJ_ACTIONS)}")
+        return await run(self.conductor, body)
+
+    async def health(self) -> tuple[dict[str, object], int]:
+        """(body, HTTP status) of /healthz: "ok" only when the configured backend is the one playing; 503 only
+        when nothing can play. A token engine that died or lags while the synth covers is "degraded": the music
+        goes on (200), and the body says which source is audible and what stopped the primary."""
+        deck = self.deck.health()
+        store_ok = await self.store.ping()
+        down = not store_ok or self.deck.error is not None
+        degraded = deck["primary_error"] is not None or deck["audible"] != "primary"
+        status = "down" if down else "degraded" if degraded else "ok"
+        body: dict[str, object] = {
+            "ok": status == "ok",
+            "status": status,
+            "backend": self.config.backend,
+            "playing": deck["state"],  # primary | to_fallback | fallback | to_primary
+            "audible": deck["audible"],  # whose audio the listeners hear: primary (the backend) or fallback
+            "primary_error": deck["primary_error"],
+            "store": store_ok,
+            "buffered_seconds": deck["buffered_seconds"],
+            "dropped_audio_seconds": round(self.player.dropped_seconds, 3),  # what the listeners missed so far
+            "clients": self.clients,
+        }
+        return body, 503 if down else 200
 
     async def publish_loop(self) -> None:
         """Publish state when something changed, at most config.state_hz times a second.
@@ -101,8 +135,17 @@ class Runtime:
             except Exception:
                 log.exception("building state failed")
             else:
-                self.store_outage.ok()
-                self.fanout.publish(json.dumps({"type": "state", **state}))
+                frame = json.dumps({"type": "state", **state})
+                if self.relay is None:
+                    self.store_outage.ok()
+                    self.fanout.publish(frame)
+                else:
+                    try:
+                        await self.relay(frame)
+                    except StoreUnavailableError as e:
+                        self.store_outage.failed(e)
+                    else:
+                        self.store_outage.ok()
             await asyncio.sleep(period)
 
 
@@ -194,7 +237,7 @@ async def running(config: ServeConfig) -> AsyncIterator[Runtime]:
             stream,
             DeviceSigner(config.secret),
             news,
-            Gate(config.limits),
+            LocalLimits(config.limits),
             player,
             outputs=outputs,
         )

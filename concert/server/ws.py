@@ -45,14 +45,14 @@ async def audience_socket(ws: WebSocket) -> None:
         return
     address = ws.client.host if ws.client is not None else "unknown"
     try:
-        rt.gate.connect(address, time.monotonic())
+        handle = await rt.gate.connect(address)
     except Refusal as e:
         await _refuse(ws, e)
         return
     try:
         await _serve_device(rt, ws, address)
     finally:
-        rt.gate.disconnect(address, time.monotonic())
+        await rt.gate.disconnect(address, handle)
 
 
 async def _refuse(ws: WebSocket, refusal: Refusal) -> None:
@@ -67,7 +67,7 @@ async def _serve_device(rt: Runtime, ws: WebSocket, address: str) -> None:
     device = rt.signer.verify(token)
     if device is None:
         try:
-            rt.gate.mint(address, time.monotonic())
+            await rt.gate.mint(address)
         except Refusal as e:
             await _refuse(ws, e)
             return
@@ -101,7 +101,7 @@ async def _serve_device(rt: Runtime, ws: WebSocket, address: str) -> None:
                 await ws.send_text(error_frame("rate_limited", "slow down: at most 10 messages a second"))
                 continue
             try:
-                rt.gate.message(address, device, time.monotonic())
+                await rt.gate.message(address, device)
             except Refusal as e:
                 await ws.send_text(error_frame(e.code, e.message))
                 continue

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from types import SimpleNamespace
 
@@ -10,6 +11,7 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from concert.server.app import healthz
+from concert.server.runtime import Runtime
 from concert.store.memory import MemoryStore
 from engine.music.prompt import Prompt
 from engine.playback.failover import Failover, FailoverConfig
@@ -20,13 +22,15 @@ from tests.engine.playback.test_failover import BLOCK, SCALE, SR, Throttled, pla
 
 def client(deck: Failover, backend: str) -> TestClient:
     app = Starlette(routes=[Route("/healthz", healthz)])
-    app.state.runtime = SimpleNamespace(
+    rt = SimpleNamespace(
         deck=deck,
         store=MemoryStore(),
         config=SimpleNamespace(backend=backend),
         clients=0,
         player=SimpleNamespace(dropped_seconds=0.0),
     )
+    rt.health = functools.partial(Runtime.health, rt)  # the real Runtime.health on just what it reads
+    app.state.runtime = rt
     return TestClient(app)
 
 

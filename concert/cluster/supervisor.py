@@ -1,0 +1,163 @@
+"""`concert serve --workers N`: one port, N web workers, a conductor process and its standbys, all restarted.
+
+    supervisor (this process: binds the port once, starts and restarts the others)
+      ├─ conductor  ×(1 + standbys)   one holds the Redis lease and plays; the others wait to take over
+      └─ worker     ×N                uvicorn on the shared socket (the kernel spreads connections over them)
+
+Every child is a fresh interpreter (multiprocessing's spawn: no forked torch or event-loop state) built from
+the same frozen `ServeConfig`, so all workers verify the same device cookies and DJ token. A child that dies
+is started again after a short back-off; the set plays on meanwhile (a standby conductor takes the lease, the
+other workers keep their phones).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+from concert.config import ServeConfig
+
+log = logging.getLogger(__name__)
+
+RESTART_BACKOFF_S = (0.5, 1.0, 2.0, 5.0)  # waits before restarting a child that keeps dying, seconds
+STABLE_S = 30.0  # a child that lived this long starts its back-off afresh when it dies, seconds
+
+
+def conductor_main(config: ServeConfig, owner: str, log_level: str) -> None:
+    """A conductor process (spawned): wait for the lease, play the set, stop on SIGTERM."""
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s conductor %(levelname)s %(message)s")
+    if config.backend != "synth":
+        import torch
+
+        torch.set_num_threads(config.torch_threads)
+    from concert.cluster.conductor_node import conduct
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await conduct(config, owner, stop)
+
+    asyncio.run(main())
+
+
+def worker_main(config: ServeConfig, sock: socket.socket, worker: str, server: dict[str, Any]) -> None:
+    """A web worker process (spawned): uvicorn serving the shared socket."""
+    import uvicorn
+
+    from concert.server.app import create_app
+
+    uvicorn.Server(uvicorn.Config(create_app(config, worker=worker), **server)).run(sockets=[sock])
+
+
+@dataclass
+class Child:
+    role: str  # "conductor" or "worker"
+    index: int
+    process: BaseProcess | None = None
+    started: float = 0.0
+    failures: int = 0  # deaths in a row, each within STABLE_S of its start
+    due: float = 0.0  # when to (re)start it, monotonic seconds
+    restarts: int = 0
+
+
+@dataclass
+class Supervisor:
+    config: ServeConfig
+    server: dict[str, Any]  # uvicorn.Config keyword arguments for the workers (limits, protocol, log level)
+    log_level: str = "info"
+    children: list[Child] = field(default_factory=list)
+    _ctx: Any = field(default_factory=lambda: multiprocessing.get_context("spawn"))
+    _sock: socket.socket | None = None
+
+    def bind(self) -> socket.socket:
+        family = socket.AF_INET6 if ":" in self.config.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.config.host, self.config.port))
+        sock.listen(2048)
+        sock.set_inheritable(True)
+        self._sock = sock
+        return sock
+
+    def _start(self, child: Child) -> None:
+        tag = f"{socket.gethostname()}:{os.getpid()}:{child.role}{child.index}:{uuid.uuid4().hex[:6]}"
+        target: Callable[..., None]
+        args: tuple[Any, ...]
+        if child.role == "conductor":
+            target, args = conductor_main, (self.config, tag, self.log_level)
+        else:
+            target, args = worker_main, (self.config, self._sock, tag, self.server)
+        child.process = self._ctx.Process(target=target, args=args, name=f"concert-{child.role}{child.index}")
+        child.process.start()
+        child.started = time.monotonic()
+
+    def start(self) -> None:
+        if self._sock is None:
+            self.bind()
+        self.children = [Child("conductor", i) for i in range(1 + self.config.standbys)]
+        self.children += [Child("worker", i) for i in range(self.config.workers)]
+        for child in self.children:
+            self._start(child)
+
+    def check(self) -> None:
+        """Restart children that died (with back-off); call every half second or so."""
+        now = time.monotonic()
+        for child in self.children:
+            proc = child.process
+            if proc is not None and proc.is_alive():
+                continue
+            if proc is not None:
+                code = proc.exitcode
+                child.failures = 1 if now - child.started > STABLE_S else child.failures + 1
+                wait = RESTART_BACKOFF_S[min(child.failures, len(RESTART_BACKOFF_S)) - 1]
+                log.error("%s %d exited (code %s); restarting it in %.1f s", child.role, child.index, code, wait)
+                child.process, child.due = None, now + wait
+            if now >= child.due:
+                child.restarts += 1
+                self._start(child)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        for child in self.children:
+            if child.process is not None and child.process.is_alive():
+                child.process.terminate()
+        deadline = time.monotonic() + timeout
+        for child in self.children:
+            if child.process is not None:
+                child.process.join(max(0.1, deadline - time.monotonic()))
+                if child.process.is_alive():
+                    child.process.kill()
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.close()
+
+    def run(self) -> int:
+        """Start everything and keep it running until SIGINT or SIGTERM."""
+        stopping = False
+
+        def _stop(signum: int, frame: object) -> None:
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+        self.start()
+        try:
+            while not stopping:
+                time.sleep(0.5)
+                self.check()
+        finally:
+            self.stop()
+        return 0
