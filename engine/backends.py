@@ -44,12 +44,17 @@ class BackendConfig:
 
 
 def embedded_lm_config():  # type: ignore[no-untyped-def]
-    """The embedded model's size: ~10.2 M parameters (4 layers of 384), 4 codebooks × 1024 at 50 Hz."""
+    """The embedded model's size: ~8.7 M parameters (4 layers of 384) over the embedded codec's tokens
+    (`engine.codec.model.CodecConfig`'s defaults own their shape: 8 codebooks x 256 at 50 Hz)."""
+    from engine.codec.model import CodecConfig
     from engine.generate.conditioning import NUM_CONTROLS
     from engine.lm.model import LMConfig
     from engine.music.styles import GENRES
 
-    return LMConfig(num_styles=len(GENRES), num_controls=NUM_CONTROLS)
+    codec = CodecConfig()
+    return LMConfig(
+        num_codebooks=codec.num_codebooks, card=codec.codebook_size, num_styles=len(GENRES), num_controls=NUM_CONTROLS
+    )
 
 
 def build_source(config: BackendConfig, prompt: Prompt) -> AudioSource:

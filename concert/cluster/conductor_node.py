@@ -40,28 +40,33 @@ async def conduct(config: ServeConfig, owner: str, stop: asyncio.Event) -> None:
         if not await _take(lease, stop):
             return
         log.info("conductor %s holds the lease; the set plays here", owner)
-        async with running(config) as rt:
-            await _restore(rt, bus)
-            rt.relay = _relay(rt, bus)
-            rt.news.set()
-            lost = asyncio.Event()
-            tasks = [
-                asyncio.create_task(coro, name=name)
-                for name, coro in (
-                    ("lease", _keep(lease, lost)),
-                    ("commands", _commands(rt, bus)),
-                    ("news", _news(rt, bus, stop)),
-                    ("audio", _audio(rt, bus)),
-                    ("health", _health(rt, bus, owner)),
-                )
-            ]
-            waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(lost.wait())]
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-            for t in [*tasks, *waiters]:
-                t.cancel()
-            await asyncio.gather(*tasks, *waiters, return_exceptions=True)
-            with contextlib.suppress(Exception):
-                await bus.save_snapshot(rt.conductor.snapshot())
+        lost = asyncio.Event()
+        keeper = asyncio.create_task(_keep(lease, lost), name="lease")  # renewed while the engine warms up too
+        try:
+            async with running(config) as rt:
+                await _restore(rt, bus)
+                rt.relay = _relay(rt, bus)
+                rt.news.set()
+                tasks = [
+                    asyncio.create_task(coro, name=name)
+                    for name, coro in (
+                        ("commands", _commands(rt, bus)),
+                        ("news", _news(rt, bus, stop)),
+                        ("audio", _audio(rt, bus)),
+                        ("health", _health(rt, bus, owner)),
+                    )
+                ]
+                waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(lost.wait())]
+                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+                for t in [*tasks, *waiters]:
+                    t.cancel()
+                await asyncio.gather(*tasks, *waiters, return_exceptions=True)
+                if not lost.is_set():  # a successor carries on from here (one that took over has its own)
+                    with contextlib.suppress(Exception):
+                        await bus.save_snapshot(rt.conductor.snapshot())
+        finally:
+            keeper.cancel()
+            await asyncio.gather(keeper, return_exceptions=True)
     finally:
         with contextlib.suppress(Exception):
             await lease.release()

@@ -1,8 +1,9 @@
 """`concert serve --workers N`: one port, N web workers, a conductor process and its standbys, all restarted.
 
-    supervisor (this process: binds the port once, starts and restarts the others)
+    supervisor (this process: holds the port, starts and restarts the others)
       ├─ conductor  ×(1 + standbys)   one holds the Redis lease and plays; the others wait to take over
-      └─ worker     ×N                uvicorn on the shared socket (the kernel spreads connections over them)
+      └─ worker     ×N                uvicorn, each on its own SO_REUSEPORT socket (the kernel spreads
+                                      connections over them)
 
 Every child is a fresh interpreter (multiprocessing's spawn: no forked torch or event-loop state) built from
 the same frozen `ServeConfig`, so all workers verify the same device cookies and DJ token. A child that dies
@@ -34,14 +35,25 @@ RESTART_BACKOFF_S = (0.5, 1.0, 2.0, 5.0)  # waits before restarting a child that
 STABLE_S = 30.0  # a child that lived this long starts its back-off afresh when it dies, seconds
 
 
+def _die_with_parent() -> None:
+    """Linux: this child gets SIGTERM when the supervisor dies (even by SIGKILL), so no orphan plays on."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def conductor_main(config: ServeConfig, owner: str, log_level: str) -> None:
     """A conductor process (spawned): wait for the lease, play the set, stop on SIGTERM."""
+    _die_with_parent()
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s conductor %(levelname)s %(message)s")
     if config.backend != "synth":
         import torch
 
         torch.set_num_threads(config.torch_threads)
     from concert.cluster.conductor_node import conduct
+
+    owner = f"{owner}:{os.getpid()}"  # the id ends in the process's pid (what an operator kills)
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -53,12 +65,30 @@ def conductor_main(config: ServeConfig, owner: str, log_level: str) -> None:
     asyncio.run(main())
 
 
-def worker_main(config: ServeConfig, sock: socket.socket, worker: str, server: dict[str, Any]) -> None:
-    """A web worker process (spawned): uvicorn serving the shared socket."""
+def reuse_port_socket(host: str, port: int, listen: bool) -> socket.socket:
+    """A TCP socket bound with SO_REUSEPORT: each worker listens on its own, and the kernel spreads new
+    connections evenly over them (one shared accept queue hands nearly all of them to whichever process is
+    idle first)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    if listen:
+        sock.listen(2048)
+    return sock
+
+
+def worker_main(config: ServeConfig, worker: str, server: dict[str, Any]) -> None:
+    """A web worker process (spawned): uvicorn on its own SO_REUSEPORT socket of the set's port."""
+    _die_with_parent()
     import uvicorn
+
+    sock = reuse_port_socket(config.host, config.port, listen=True)
 
     from concert.server.app import create_app
 
+    worker = f"{worker}:{os.getpid()}"
     uvicorn.Server(uvicorn.Config(create_app(config, worker=worker), **server)).run(sockets=[sock])
 
 
@@ -83,23 +113,19 @@ class Supervisor:
     _sock: socket.socket | None = None
 
     def bind(self) -> socket.socket:
-        family = socket.AF_INET6 if ":" in self.config.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.config.host, self.config.port))
-        sock.listen(2048)
-        sock.set_inheritable(True)
-        self._sock = sock
-        return sock
+        """Hold the port (bound, not listening: it takes no connections) so another program cannot; OSError
+        when it is taken."""
+        self._sock = reuse_port_socket(self.config.host, self.config.port, listen=False)
+        return self._sock
 
     def _start(self, child: Child) -> None:
-        tag = f"{socket.gethostname()}:{os.getpid()}:{child.role}{child.index}:{uuid.uuid4().hex[:6]}"
+        tag = f"{socket.gethostname()}:{child.role}{child.index}:{uuid.uuid4().hex[:6]}"  # the child adds its pid
         target: Callable[..., None]
         args: tuple[Any, ...]
         if child.role == "conductor":
             target, args = conductor_main, (self.config, tag, self.log_level)
         else:
-            target, args = worker_main, (self.config, self._sock, tag, self.server)
+            target, args = worker_main, (self.config, tag, self.server)
         child.process = self._ctx.Process(target=target, args=args, name=f"concert-{child.role}{child.index}")
         child.process.start()
         child.started = time.monotonic()

@@ -53,8 +53,13 @@ class CodecConfig:
     num_filters: int = 16  # channels of the first encoder conv; doubled at each down-sampling
     num_lstm_layers: int = 0  # LSTM layers after the encoder and before the decoder; 0 = purely convolutional
     upsampling_ratios: tuple[int, ...] = (8, 6, 5, 2)  # decoder strides; hop 480 samples = 50 Hz frames at 24 kHz
-    codebook_size: int = 1024  # tokens per codebook (a power of two)
-    num_codebooks: int = 4  # residual quantizer stages = parallel token streams K
+    # 8 x 256 (64 bits a frame, 3.2 kbps) rather than 4 x 1024 (40 bits, 2 kbps). Same recipe, same seed, 1,000
+    # steps: held-out SI-SNR 5.38 dB against 4.22 (the 4 x 1024 codec reached 4.99 only after 3,500), mel distance
+    # 0.56 against 0.60, 76 % of its codes in use against 50 %. Style agreement of round trips grew with every
+    # stage of the 4 x 1024 codec kept (0.03, 0.09, 0.25, 0.38 for 1..4): more stages buy style. Its token model
+    # is no slower to run: 8 x 256 output logits a frame instead of 4 x 1024.
+    codebook_size: int = 256  # tokens per codebook (a power of two)
+    num_codebooks: int = 8  # residual quantizer stages = parallel token streams K
     hidden_size: int = 128  # latent channels per frame (the codebook vector size)
     use_causal_conv: bool = True  # causal convolutions: audio of frame t needs no codes after t
 

@@ -1,0 +1,152 @@
+"""`concert serve --workers 2` on a real Redis: phones on different worker processes share one set; killing
+the conductor hands the set to a standby (same rounds, same votes, the stream goes on); killing a worker costs
+its phones a reconnect with their identity, and the worker comes back."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from websockets.sync.client import ClientConnection, connect
+
+from tests.support.server import ONE_NAT, Server, serve
+
+pytestmark = pytest.mark.slow
+
+LEASE_S = 1.0  # the conductor lease in these tests, seconds
+
+
+def _health(s: Server) -> dict[str, object]:
+    try:
+        with urllib.request.urlopen(f"{s.http}/healthz", timeout=3) as r:
+            return dict(json.loads(r.read()))
+    except urllib.error.HTTPError as e:
+        return dict(json.loads(e.read()))
+
+
+def _pid(owner: object) -> int:
+    return int(str(owner).rsplit(":", 1)[1])
+
+
+def _hello(ws: ClientConnection) -> dict[str, object]:
+    msg = json.loads(ws.recv(timeout=10))
+    assert msg["type"] == "hello"
+    return dict(msg)
+
+
+def _next(ws: ClientConnection, *kinds: str) -> dict[str, object]:
+    """The next frame of one of `kinds` (state frames may come in between)."""
+    while True:
+        msg = json.loads(ws.recv(timeout=10))
+        if msg["type"] in kinds:
+            return dict(msg)
+
+
+def _state_where(ws: ClientConnection, ok, timeout: float = 20.0) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        msg = json.loads(ws.recv(timeout=timeout))
+        if msg["type"] == "state" and ok(msg):
+            return dict(msg)
+    raise AssertionError("no state frame matched in time")
+
+
+class StreamReader(threading.Thread):
+    """Reads /stream and records when bytes arrive, so a gap in the audio can be measured."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(daemon=True)
+        self.url = url
+        self.arrivals: list[tuple[float, int]] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        with urllib.request.urlopen(self.url, timeout=20) as r:
+            while not self.stop.is_set():
+                data = r.read1(4096)
+                if not data:
+                    return
+                self.arrivals.append((time.monotonic(), len(data)))
+
+    def longest_gap(self, after: float) -> float:
+        times = [t for t, _ in self.arrivals if t >= after - 1]
+        return max((b - a for a, b in zip(times, times[1:], strict=False)), default=float("inf"))
+
+
+def test_two_workers_one_set_and_the_conductor_fails_over(redis_url: str, tmp_path: Path) -> None:
+    args = ("--workers", "2", "--standbys", "1", "--lease", str(LEASE_S), "--store", redis_url, *ONE_NAT)
+    args += ("--round-bars", "8", "--song-phrases", "4")
+    with serve(*args, log_dir=tmp_path, timeout=120) as s:
+        workers: set[object] = set()
+        deadline = time.monotonic() + 30
+        while len(workers) < 2 and time.monotonic() < deadline:
+            workers.add(_health(s)["worker"])
+        assert len(workers) == 2, f"connections reached {workers}"  # both workers take connections
+        with contextlib.ExitStack() as stack:
+            phones = [stack.enter_context(connect(s.ws)) for _ in range(8)]
+            hellos = [_hello(ws) for ws in phones]
+            state = dict(hellos[0]["state"])  # type: ignore[arg-type]
+            round_id = state["round"]
+            target = next(o["id"] for o in state["options"] if o["kind"] == "style")  # type: ignore[index,union-attr]
+            for ws in phones:
+                ws.send(json.dumps({"type": "vote", "round": round_id, "option": target}))
+            for ws in phones:
+                assert _next(ws, "ack", "error")["type"] == "ack"
+            seen = _state_where(phones[0], lambda m: m["tallies"].get(target) == 8)
+            assert seen["round"] == round_id  # every worker's votes in one tally
+
+            reader = StreamReader(f"{s.http}/stream")
+            reader.start()
+            time.sleep(2.0)
+            before = _health(s)
+            killed = time.monotonic()
+            os.kill(_pid(before["conductor"]), signal.SIGKILL)
+            deadline = time.monotonic() + 30
+            after = before
+            while after.get("conductor") in (before["conductor"], None) and time.monotonic() < deadline:
+                time.sleep(0.1)
+                after = _health(s)
+            took_over = time.monotonic() - killed
+            assert after.get("conductor") not in (before["conductor"], None), after
+            print(f"hand-over took {took_over:.2f} s")  # the lease lapses, the standby starts its engine
+            carried = _state_where(phones[1], lambda m: m["tallies"].get(target) == 8 and m["round"] == round_id)
+            assert carried["round"] == round_id  # the same round stays open, its votes intact
+            time.sleep(3.0)
+            reader.stop.set()
+            resumed = [t for t, _ in reader.arrivals if t > killed + took_over]
+            assert resumed, "the stream did not resume after the hand-over"
+            print(f"longest stream gap {reader.longest_gap(after=killed):.2f} s")
+
+
+def test_a_killed_worker_comes_back_and_its_phones_keep_their_identity(redis_url: str, tmp_path: Path) -> None:
+    args = ("--workers", "2", "--standbys", "0", "--lease", str(LEASE_S), "--store", redis_url, *ONE_NAT)
+    with serve(*args, log_dir=tmp_path, timeout=120) as s:
+        victim = _health(s)["worker"]
+        phones = [connect(s.ws, legacy=True) for _ in range(6)]  # closed one by one below
+        tokens = [str(_hello(ws)["device"]) for ws in phones]
+        os.kill(_pid(victim), signal.SIGKILL)
+        dropped = []
+        for ws, token in zip(phones, tokens, strict=True):
+            try:
+                ws.send(json.dumps({"type": "ping"}))
+                _next(ws, "pong")
+            except Exception:
+                dropped.append(token)
+            finally:
+                ws.close()
+        for token in dropped:  # the page reconnects with its cookie; here the device token stands in for it
+            with connect(f"{s.ws}?device={token}") as ws:
+                assert _hello(ws)["device"] == token
+        deadline = time.monotonic() + 30
+        workers: set[object] = set()
+        while len(workers - {victim}) < 2 and time.monotonic() < deadline:
+            workers.add(_health(s)["worker"])
+        assert len(workers - {victim}) == 2, "the supervisor did not start the killed worker again"
+        assert "exited" in s.output() and "restarting it" in s.output()
