@@ -147,6 +147,7 @@ def export(paths: Paths, out: Path, figures: Path | None = None) -> dict[str, ob
         "lm_cpu_hours": round(float(lm_meta["hours"]), 2),
         "lm_held_out": lm_meta.get("held_out", {}),
         "lm_params_m": round(lm.num_params / 1e6, 2),
+        "codec_shape": f"{codec.num_codebooks} x {codec.codebook_size} at {codec.frame_rate} Hz",
     }
     evaluation = json.loads(figures.read_text()) if figures is not None and figures.is_file() else None
     save_embedded(out, lm, codec, card=model_card(summary, evaluation))
@@ -168,7 +169,7 @@ def model_card(summary: dict[str, object], evaluation: dict[str, object] | None)
         "",
         "| part | steps | compute hours | held-out figures |",
         "|---|---|---|---|",
-        f"| codec (EnCodec architecture, 4 x 1024 at 50 Hz) | {summary['codec_steps']} | "
+        f"| codec (EnCodec architecture, {summary['codec_shape']}) | {summary['codec_steps']} | "
         f"{summary['codec_cpu_hours']} | {_figures(summary['codec_held_out'])} |",
         f"| token LM ({summary['lm_params_m']} M parameters) | {summary['lm_steps']} | "
         f"{summary['lm_cpu_hours']} | {_figures(summary['lm_held_out'])} |",

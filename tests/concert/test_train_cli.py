@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from engine.codec.model import CodecConfig
 from engine.embedded.weights import LM_FILE, WeightsError, load_embedded
 from engine.train.corpus import CorpusConfig, build_corpus
 
@@ -60,7 +61,9 @@ def test_exported_weights_play_through_render(trained: Path, tmp_path: Path) -> 
     card = (weights / "MODEL_CARD.md").read_text()
     assert "| codec" in card and "| token LM" in card
     lm, codec = load_embedded(weights)
-    assert lm.config.num_codebooks == codec.num_codebooks == 4
+    assert lm.config.num_codebooks == codec.num_codebooks == CodecConfig().num_codebooks  # the embedded shape
+    assert lm.config.card == codec.codebook_size == CodecConfig().codebook_size
+    assert f"{codec.num_codebooks} x {codec.codebook_size} at 50 Hz" in card
     wav = tmp_path / "set.wav"
     proc = concert(
         "render",

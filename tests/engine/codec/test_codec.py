@@ -75,7 +75,7 @@ def _copy_checkpoint(saved: Path, target: Path, **changes: object) -> Path:
 
 def test_default_properties_come_from_the_model(codec: Codec) -> None:
     assert (codec.sample_rate, codec.frame_rate, codec.hop_length) == (24000, 50, 480)
-    assert (codec.num_codebooks, codec.codebook_size) == (4, 1024)
+    assert (codec.num_codebooks, codec.codebook_size) == (8, 256)
     assert codec.receptive_field == ReceptiveField(left_frames=8, right_frames=0, recurrent=False)
     assert codec.default_left_context_frames == 8
     for side in (codec.model.encoder, codec.model.decoder):
@@ -237,7 +237,7 @@ def test_streaming_decoder_errors(codec: Codec) -> None:
     decoder.push(_random_codes(codec, 3, batch=2))
     with pytest.raises(ValueError, match="batch size changed from 2 to 1"):
         decoder.push(_random_codes(codec, 3, batch=1))
-    with pytest.raises(ValueError, match=r"\(B, 4, F\)"):
+    with pytest.raises(ValueError, match=r"\(B, 8, F\)"):
         decoder.push(torch.zeros(2, 3, 1, dtype=torch.long))
     decoder.flush()
     with pytest.raises(RuntimeError, match="flushed"):
@@ -247,13 +247,13 @@ def test_streaming_decoder_errors(codec: Codec) -> None:
 
 
 def test_decode_and_encode_reject_bad_input(codec: Codec) -> None:
-    with pytest.raises(ValueError, match="code 1024 is outside the codebook"):
-        codec.decode(torch.full((1, 4, 2), 1024))
+    with pytest.raises(ValueError, match="code 256 is outside the codebook"):
+        codec.decode(torch.full((1, 8, 2), 256))
     with pytest.raises(ValueError, match="code -1 is outside"):
-        codec.decode(torch.full((1, 4, 2), -1))
+        codec.decode(torch.full((1, 8, 2), -1))
     with pytest.raises(TypeError, match="torch.float32"):
-        codec.decode(torch.zeros(1, 4, 2))
-    with pytest.raises(ValueError, match=r"\(B, 4, F\).*\(1, 2, 2\)"):
+        codec.decode(torch.zeros(1, 8, 2))
+    with pytest.raises(ValueError, match=r"\(B, 8, F\).*\(1, 2, 2\)"):
         codec.decode(torch.zeros(1, 2, 2, dtype=torch.long))
     with pytest.raises(TypeError, match="torch.int64"):
         codec.encode(torch.zeros(1, 480, dtype=torch.long))
@@ -266,7 +266,7 @@ def test_decode_and_encode_reject_bad_input(codec: Codec) -> None:
 def test_save_then_from_pretrained_gives_the_same_codec(codec: Codec, saved: Path) -> None:
     assert {"config.json", "model.safetensors"} <= {p.name for p in saved.iterdir()}
     loaded = Codec.from_pretrained(saved)
-    assert (loaded.frame_rate, loaded.num_codebooks, loaded.codebook_size) == (50, 4, 1024)
+    assert (loaded.frame_rate, loaded.num_codebooks, loaded.codebook_size) == (50, 8, 256)
     wav = 0.1 * torch.randn(2, 4800, generator=torch.Generator().manual_seed(9))
     codes = codec.encode(wav)
     assert torch.equal(loaded.encode(wav), codes)
@@ -274,12 +274,12 @@ def test_save_then_from_pretrained_gives_the_same_codec(codec: Codec, saved: Pat
 
 
 def test_from_pretrained_can_pick_fewer_codebooks(codec: Codec, saved: Path, tmp_path: Path) -> None:
-    path = _copy_checkpoint(saved, tmp_path / "ck", target_bandwidths=[1.0, 2.0])  # 2 or 4 codebooks at 50 Hz
+    path = _copy_checkpoint(saved, tmp_path / "ck", target_bandwidths=[0.8, 3.2])  # 2 or 8 codebooks at 50 Hz
     two = Codec.from_pretrained(path, num_codebooks=2)
     assert two.num_codebooks == 2
     wav = 0.1 * torch.randn(1, 4800, generator=torch.Generator().manual_seed(4))
-    assert torch.equal(two.encode(wav), codec.encode(wav)[:, :2])  # residual stages: a prefix of the four
-    with pytest.raises(CodecError, match=r"offers \[2, 4\] codebooks.*not 3"):
+    assert torch.equal(two.encode(wav), codec.encode(wav)[:, :2])  # residual stages: a prefix of the eight
+    with pytest.raises(CodecError, match=r"offers \[2, 8\] codebooks.*not 3"):
         Codec.from_pretrained(path, num_codebooks=3)
 
 
