@@ -166,7 +166,15 @@ def _bench(args: argparse.Namespace) -> int:
         from concert.bench.votes import VoteBenchConfig, run_vote_bench
 
         result = run_vote_bench(
-            VoteBenchConfig(clients=args.clients, rate=args.rate, seconds=args.seconds or 20.0, store=args.store)
+            VoteBenchConfig(
+                clients=args.clients,
+                rate=args.rate,
+                seconds=args.seconds or 20.0,
+                store=args.store,
+                workers=args.workers,
+                processes=args.client_processes,
+                floor=not args.no_floor,
+            )
         )
     if not args.json:
         for k, v in result.items():
@@ -178,11 +186,14 @@ def _bench(args: argparse.Namespace) -> int:
 def _bench_argv(args: argparse.Namespace) -> list[str]:
     """The bench's own arguments, to run the same benchmark in another checkout."""
     argv = [args.what, "--threads", str(args.threads), "--clients", str(args.clients), "--rate", str(args.rate)]
+    argv += ["--workers", str(args.workers), "--client-processes", str(args.client_processes)]
     argv += ["--store", args.store, "--musicgen-seconds", str(args.musicgen_seconds), "--repeats", str(args.repeats)]
     if args.seconds is not None:
         argv += ["--seconds", str(args.seconds)]
     if args.no_musicgen:
         argv.append("--no-musicgen")
+    if args.no_floor:
+        argv.append("--no-floor")
     return argv
 
 
@@ -392,6 +403,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--rate", type=float, default=500.0, help="total votes per second")
     b.add_argument("--seconds", type=float, default=None, help="votes: voting time (20); synth: audio rendered (60)")
     b.add_argument("--store", default=ServeConfig.store)
+    b.add_argument("--workers", type=int, default=1, help="votes: server web workers (more than 1 needs redis)")
+    b.add_argument("--client-processes", type=int, default=2, help="votes: processes the crowd runs in")
+    b.add_argument("--no-floor", action="store_true", help="votes: skip the bare-websockets floor run")
     b.add_argument("--json", action="store_true", help="print only the JSON line")
     b.add_argument("--against", type=Path, default=None, help="another checkout: run there too, side by side")
     b.add_argument("--rounds", type=int, default=1, help="--against: alternating runs per side (medians)")

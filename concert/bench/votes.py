@@ -1,24 +1,29 @@
-"""`concert bench votes`: many real websocket clients voting against a real server.
+"""`concert bench votes`: a crowd of real websocket clients voting against `concert serve`, and the same crowd
+against a bare `websockets` broadcast of the same frames (the floor), in one run.
 
-Starts `concert serve` in a subprocess on a free loopback port, opens `clients`
-websocket connections, sends `rate` votes per second in total for `seconds`,
-and measures vote→ack latency and state fan-out latency (server `ts` → client
-receipt, same machine clock). Rounds are made long so none closes mid-run.
+The server runs in a subprocess on a free loopback port (with `workers` > 1: on the given Redis, one conductor
+process and N web workers); the crowd runs in `processes` client processes (`concert.bench.crowd`). Rounds are
+made long so none closes mid-run. Printed figures, for the server and with a `floor_` prefix for the floor:
+
+    clients, votes_per_s, ack_p50_ms, ack_p99_ms, fanout_p95_ms, errors, rss_mb_per_1k_clients
+    ack_p99_vs_floor, fanout_p95_vs_floor, rss_vs_floor     (server / floor)
+
+`rss_mb_per_1k_clients` is the resident memory the connected crowd added to the server's processes (all of
+them), per thousand clients.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import json
-import random
-import resource
+import subprocess
+import sys
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
-from websockets.asyncio.client import ClientConnection, connect
-
-from concert.bench.serve import ONE_NAT, serve
+from concert.bench.crowd import CrowdConfig, Figures, pct, raise_fd_limit, run_crowd
+from concert.bench.serve import ONE_NAT, free_port, serve
 
 
 @dataclass(frozen=True)
@@ -27,129 +32,93 @@ class VoteBenchConfig:
     rate: float = 500.0  # votes per second, all clients together
     seconds: float = 20.0  # voting duration, seconds
     store: str = "memory://"  # store URL passed to the server
-    connect_concurrency: int = 50  # connections opened at once during ramp-up
+    workers: int = 1  # server web workers (more than 1 needs a redis:// store)
+    processes: int = 2  # client processes
+    floor: bool = True  # also run the crowd against the bare websockets floor
     seed: int = 0
 
 
-@dataclass
-class _Client:
-    ws: ClientConnection
-    round: int
-    options: list[str]
-    sent: dict[int, float] = field(default_factory=dict)  # seq → send time (perf_counter)
+def tree_rss_mb(pid: int) -> float:
+    """Resident memory of `pid` and all its descendants, MiB (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry.name))
+    total_kb, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        todo += children.get(p, [])
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total_kb += int(line.split()[1])
+    return total_kb / 1024
 
 
-@dataclass
-class _Results:
-    ack_ms: list[float] = field(default_factory=list)
-    fanout_ms: list[float] = field(default_factory=list)
-    errors: int = 0
-    error_codes: dict[str, int] = field(default_factory=dict)
-
-
-def _pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    v = sorted(values)
-    return round(v[min(len(v) - 1, int(q * len(v)))], 2)
-
-
-def _raise_fd_limit(need: int) -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < need:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(need, soft)), hard))
-
-
-async def _reader(c: _Client, res: _Results, stop: asyncio.Event) -> None:
-    with contextlib.suppress(Exception):
-        async for raw in c.ws:
-            now_wall = time.time()
-            msg = json.loads(raw)
-            kind = msg.get("type")
-            if kind == "ack":
-                # acks come back in order on one connection: the oldest outstanding send is this ack
-                if c.sent:
-                    first = next(iter(c.sent))
-                    res.ack_ms.append((time.perf_counter() - c.sent.pop(first)) * 1000)
-            elif kind == "state":
-                if not stop.is_set():
-                    res.fanout_ms.append((now_wall - float(msg["ts"])) * 1000)
-                c.round = int(msg["round"])
-                c.options = [o["id"] for o in msg["options"]]
-            elif kind == "error":
-                res.errors += 1
-                code = str(msg.get("code"))
-                res.error_codes[code] = res.error_codes.get(code, 0) + 1
-                if c.sent:
-                    c.sent.pop(next(iter(c.sent)))
-
-
-async def _open(url: str) -> _Client:
-    ws = await connect(url, compression=None, max_size=2**20, open_timeout=30, ping_interval=None)
-    hello = json.loads(await ws.recv())
-    st = hello["state"]
-    return _Client(ws, int(st["round"]), [o["id"] for o in st["options"]])
-
-
-async def _run(cfg: VoteBenchConfig, port: int) -> dict[str, object]:
-    url = f"ws://127.0.0.1:{port}/ws"
-    sem = asyncio.Semaphore(cfg.connect_concurrency)
-
-    async def one() -> _Client:
-        async with sem:
-            return await _open(url)
-
-    clients = await asyncio.gather(*(one() for _ in range(cfg.clients)))
-    res = _Results()
-    stop = asyncio.Event()
-    readers = [asyncio.create_task(_reader(c, res, stop)) for c in clients]
-    rng = random.Random(cfg.seed)
-    seq = 0
-    sent = 0
-    t_start = time.perf_counter()
-    period = 1.0 / cfg.rate
-    next_t = t_start
-    while time.perf_counter() - t_start < cfg.seconds:
-        c = clients[rng.randrange(len(clients))]
-        option = rng.choice(c.options)
-        seq += 1
-        c.sent[seq] = time.perf_counter()
-        try:
-            await c.ws.send(json.dumps({"type": "vote", "round": c.round, "option": option}))
-            sent += 1
-        except Exception:
-            res.errors += 1
-            c.sent.pop(seq, None)
-        next_t += period
-        delay = next_t - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-    elapsed = time.perf_counter() - t_start
-    await asyncio.sleep(2.0)  # let the last acks and states arrive
-    stop.set()
-    missing = sum(len(c.sent) for c in clients)
-    await asyncio.gather(*(c.ws.close() for c in clients), return_exceptions=True)
-    for r in readers:
-        r.cancel()
-    await asyncio.gather(*readers, return_exceptions=True)
+def _figures(fig: Figures, elapsed: float, clients: int, rss_added_mb: float) -> dict[str, object]:
     return {
-        "clients": cfg.clients,
-        "votes_per_s": round(len(res.ack_ms) / elapsed, 1),
-        "votes_sent": sent,
-        "acks": len(res.ack_ms),
-        "ack_p50_ms": _pct(res.ack_ms, 0.50),
-        "ack_p99_ms": _pct(res.ack_ms, 0.99),
-        "fanout_p95_ms": _pct(res.fanout_ms, 0.95),
-        "states_received": len(res.fanout_ms),
-        "errors": res.errors + missing,
-        "error_codes": res.error_codes,
-        "store": cfg.store,
+        "clients": clients,
+        "votes_per_s": round(len(fig.ack_ms) / elapsed, 1) if elapsed > 0 else 0.0,
+        "votes_sent": fig.sent,
+        "acks": len(fig.ack_ms),
+        "ack_p50_ms": pct(fig.ack_ms, 0.50),
+        "ack_p99_ms": pct(fig.ack_ms, 0.99),
+        "fanout_p95_ms": pct(fig.fanout_ms, 0.95),
+        "states_received": len(fig.fanout_ms),
+        "errors": fig.errors,
+        "error_codes": fig.error_codes,
+        "rss_mb_per_1k_clients": round(rss_added_mb * 1000 / clients, 2),
     }
 
 
+def _run_against(url: str, pid: int, cfg: VoteBenchConfig) -> dict[str, object]:
+    before = tree_rss_mb(pid)
+    crowd = CrowdConfig(clients=cfg.clients, rate=cfg.rate, seconds=cfg.seconds, processes=cfg.processes)
+    fig, elapsed, connected_rss = run_crowd(url, crowd, measure=lambda: tree_rss_mb(pid))
+    return _figures(fig, elapsed, cfg.clients, max(0.0, connected_rss - before))
+
+
+@contextlib.contextmanager
+def _floor_server() -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    port = free_port()
+    cmd = [sys.executable, "-m", "concert.bench.floor", "--port", str(port)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        line = proc.stdout.readline() if proc.stdout is not None else b""
+        if b"floor ready" not in line:
+            raise RuntimeError(f"the floor server did not start: {line!r}")
+        yield port, proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _ratio(a: object, b: object) -> float | None:
+    if isinstance(a, int | float) and isinstance(b, int | float) and b > 0:
+        return round(float(a) / float(b), 2)
+    return None
+
+
 def run_vote_bench(cfg: VoteBenchConfig) -> dict[str, object]:
-    _raise_fd_limit(cfg.clients * 2 + 256)
-    # rounds long enough (64 bars) that none closes mid-run
-    args = ("--store", cfg.store, "--round-bars", "64", "--song-phrases", "2", "--log-level", "warning", *ONE_NAT)
-    with serve(*args) as server:
-        return asyncio.run(_run(cfg, server.port))
+    raise_fd_limit(cfg.clients * 2 + 256)
+    args = ["--store", cfg.store, "--round-bars", "64", "--song-phrases", "2", "--log-level", "warning", *ONE_NAT]
+    args += ["--workers", str(cfg.workers)]
+    with serve(*args, timeout=120) as server:
+        time.sleep(1.0)  # every worker up (serve() returns at the first healthy answer)
+        result = _run_against(server.ws, server.proc.pid, cfg)
+    result.update(store=cfg.store, workers=cfg.workers, client_processes=cfg.processes, rate=cfg.rate)
+    if cfg.floor:
+        with _floor_server() as (port, proc):
+            floor = _run_against(f"ws://127.0.0.1:{port}/", proc.pid, cfg)
+        result.update({f"floor_{k}": v for k, v in floor.items() if k != "error_codes"})
+        ratios = {"ack_p99_vs_floor": "ack_p99_ms", "fanout_p95_vs_floor": "fanout_p95_ms"}
+        ratios["rss_vs_floor"] = "rss_mb_per_1k_clients"
+        for name, key in ratios.items():
+            result[name] = _ratio(result[key], floor[key])
+    return result
