@@ -150,3 +150,27 @@ def test_a_killed_worker_comes_back_and_its_phones_keep_their_identity(redis_url
             workers.add(_health(s)["worker"])
         assert len(workers - {victim}) == 2, "the supervisor did not start the killed worker again"
         assert "exited" in s.output() and "restarting it" in s.output()
+
+
+def test_a_full_restart_carries_the_round_and_the_mix_on(redis_url: str, tmp_path: Path) -> None:
+    args = ("--workers", "2", "--standbys", "0", "--lease", str(LEASE_S), "--store", redis_url, *ONE_NAT)
+    args += ("--round-bars", "8", "--song-phrases", "4", "--dj-token", "booth-token-1")
+    with serve(*args, log_dir=tmp_path, timeout=120) as s:
+        req = urllib.request.Request(
+            f"{s.http}/api/dj/prompt",
+            data=json.dumps({"prompt": [{"style": "techno", "weight": 1.0}]}).encode(),
+            headers={"Authorization": "Bearer booth-token-1", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert json.loads(r.read())["ok"] is True  # the booth's action, run by the conductor for a worker
+        with connect(s.ws) as ws:
+            state = dict(_hello(ws)["state"])  # type: ignore[arg-type]
+            stay = "stay"
+            ws.send(json.dumps({"type": "vote", "round": state["round"], "option": stay}))
+            assert _next(ws, "ack", "error")["type"] == "ack"
+            first = _state_where(ws, lambda m: m["prompt"][0]["style"] == "techno" and m["tallies"].get(stay) == 1)
+    with serve(*args, log_dir=tmp_path, timeout=120) as s, connect(s.ws) as ws:
+        again = dict(_hello(ws)["state"])  # type: ignore[arg-type]
+        assert again["round"] == first["round"]  # the same round is open after the restart
+        assert again["tallies"] == {stay: 1}  # with its vote
+        assert again["prompt"][0]["style"] == "techno"  # and the DJ's mix plays on
