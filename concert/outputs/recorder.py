@@ -1,7 +1,8 @@
 """`--record DIR`: the set's audio and its setlist, both readable after a crash.
 
     DIR/<UTC start, e.g. 20250614T213005Z>/
-        audio.w64       16-bit PCM at the source rate, written as it plays
+        audio-0000.w64  16-bit PCM at the source rate, written as it plays: the first `rotate_seconds` (1 h)
+        audio-0001.w64  the next hour, and so on: each file is closed (and playable) as the next begins
         setlist.jsonl   one JSON object per event: {"t": s into the set, "wall": ISO UTC, ...}
 
 Why Wave64 (16-bit PCM): it must survive a SIGKILL or a power cut. libsndfile
@@ -50,6 +51,7 @@ class RecorderConfig:
     format: str = "w64"  # file format, a RECORD_FORMATS key; see the module docstring for why w64
     queue_chunks: int = 256  # chunks waiting for the writer thread before writes are dropped
     sync_seconds: float = 10.0  # audio between fsyncs of the audio file (power-cut safety)
+    rotate_seconds: float = 3600.0  # audio per file; a new file starts every this many seconds of the set
 
     def __post_init__(self) -> None:
         if self.format not in RECORD_FORMATS:
@@ -57,6 +59,8 @@ class RecorderConfig:
             raise ValueError(f"record format must be one of {sorted(RECORD_FORMATS)}, got {self.format!r}{why}")
         if self.queue_chunks < 1:
             raise ValueError(f"queue_chunks must be >= 1, got {self.queue_chunks!r}")
+        if not (math.isfinite(self.rotate_seconds) and self.rotate_seconds >= 1):
+            raise ValueError(f"rotate_seconds must be >= 1, got {self.rotate_seconds!r}")
         if not (math.isfinite(self.sync_seconds) and self.sync_seconds > 0):
             raise ValueError(f"sync_seconds must be a finite number > 0, got {self.sync_seconds!r}")
 
@@ -91,7 +95,7 @@ class Recorder:
     def __init__(self, config: RecorderConfig) -> None:
         self.config = config
         self.path = _new_set_directory(config.directory)  # this set's folder
-        self.audio_path = self.path / f"audio.{config.format}"
+        self.audio_paths: list[Path] = []  # the set's audio files so far, in order
         self.setlist_path = self.path / "setlist.jsonl"
         self.dropped_chunks = 0  # chunks the writer thread had no room for (replaced by silence)
         self.dropped_frames = 0  # samples in those chunks
@@ -107,6 +111,14 @@ class Recorder:
         self._queue: queue.Queue[tuple[int, int, np.ndarray] | tuple[()] | None] = queue.Queue(config.queue_chunks)
         self._thread = threading.Thread(target=self._run, name="concert-recorder", daemon=True)
         self._thread.start()
+
+    @property
+    def audio_path(self) -> Path:
+        """The audio file being written now (the first one before any audio)."""
+        return self.audio_paths[-1] if self.audio_paths else self._part_path(0)
+
+    def _part_path(self, index: int) -> Path:
+        return self.path / f"audio-{index:04d}.{self.config.format}"
 
     @property
     def position_seconds(self) -> float:
@@ -182,20 +194,13 @@ class Recorder:
                 continue  # keep draining so close() can always finish
             rate, offset, pcm = item
             try:
-                if audio is None:
-                    kind, subtype = RECORD_FORMATS[self.config.format]
-                    audio = sf.SoundFile(
-                        self.audio_path, "w", samplerate=rate, channels=1, format=kind, subtype=subtype
-                    )
                 while self.frames_written < offset:  # a dropped chunk or a jump in the stream: silence
                     gap = min(offset - self.frames_written, rate)
-                    audio.write(np.zeros(gap, np.float32))
-                    self.frames_written += gap
+                    audio = self._write(audio, rate, np.zeros(gap, np.float32))
                 pcm = pcm[self.frames_written - offset :]  # skip anything already written
                 if len(pcm):
-                    audio.write(pcm)
-                    self.frames_written += len(pcm)
-                if self.frames_written - synced >= self.config.sync_seconds * rate:
+                    audio = self._write(audio, rate, pcm)
+                if audio is not None and self.frames_written - synced >= self.config.sync_seconds * rate:
                     audio.flush()  # sf_write_sync: fsync
                     synced = self.frames_written
             except Exception as e:  # a full or failing disk must not take the show down
@@ -205,6 +210,26 @@ class Recorder:
                 audio.close()  # finalises the header
             except Exception as e:
                 self._error = self._error or e
+
+    def _write(self, audio: sf.SoundFile | None, rate: int, pcm: np.ndarray) -> sf.SoundFile:
+        """Write `pcm` at the set's end, starting a new file at every `rotate_seconds` boundary."""
+        per_file = max(1, round(self.config.rotate_seconds * rate))
+        while True:
+            index, into = divmod(self.frames_written, per_file)
+            if audio is None or (into == 0 and len(self.audio_paths) <= index):
+                if audio is not None:
+                    audio.close()  # finalised: this hour plays in any player now
+                kind, subtype = RECORD_FORMATS[self.config.format]
+                path = self._part_path(index)
+                audio = sf.SoundFile(path, "w", samplerate=rate, channels=1, format=kind, subtype=subtype)
+                self.audio_paths.append(path)
+                _fsync_directory(self.path)
+            if not len(pcm):
+                return audio
+            take = min(len(pcm), per_file - into)
+            audio.write(pcm[:take])
+            self.frames_written += take
+            pcm = pcm[take:]
 
     def close(self) -> None:
         """Finish writing the queued audio and finalise both files. Raises if recording failed."""

@@ -41,10 +41,10 @@ def test_serve_plays_to_speakers_and_records_a_set_that_survives_a_kill(tmp_path
     assert len(rounds) >= 3
     for e in rounds:
         assert {"t", "wall", "kind", "winner", "votes", "prompt", "lands_at_bar"} <= set(e)
-    info = sf.info(str(set_dir / "audio.w64"))
+    info = sf.info(str(set_dir / "audio-0000.w64"))
     assert info.samplerate == 24000
     assert info.duration >= rounds[-1]["t"] - 1.0  # the audio kept up with the setlist
-    pcm, _ = sf.read(str(set_dir / "audio.w64"), dtype="float32")
+    pcm, _ = sf.read(str(set_dir / "audio-0000.w64"), dtype="float32")
     assert abs(pcm).max() > 0.05  # music, not silence
 
 

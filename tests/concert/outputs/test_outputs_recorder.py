@@ -165,7 +165,7 @@ def test_recording_survives_sigkill(tmp_path: Path) -> None:
     assert [line["n"] for line in lines] == list(range(len(lines)))
     assert all(line["t"] == (line["n"] + 1) * 0.5 for line in lines)
 
-    audio, rate = sf.read(path / "audio.w64", dtype="float32")
+    audio, rate = sf.read(path / "audio-0000.w64", dtype="float32")
     assert rate == RATE
     assert len(audio) >= reports[-1]["frames_written"]  # everything written before the last report is there
     np.testing.assert_allclose(audio, _expected(0, len(audio)), atol=1e-3)
@@ -196,3 +196,20 @@ def test_setlist_lines_are_fsynced_by_the_writer_thread_not_the_caller(
     assert synced_on and set(synced_on) == {"concert-recorder"}  # the caller (the event loop) never waits on disk
     monkeypatch.undo()
     recorder.close()
+
+
+def test_a_long_set_rotates_into_files_that_each_play_and_join_seamlessly(tmp_path: Path) -> None:
+    recorder = Recorder(RecorderConfig(directory=tmp_path, rotate_seconds=1.0))
+    n = 35  # 3.5 s of 0.1 s chunks: files of 1 s, 1 s, 1 s and 0.5 s
+    for i in range(n):
+        recorder.write(_chunk(i * BLOCK))
+    recorder.close()
+    assert [p.name for p in recorder.audio_paths] == [f"audio-{i:04d}.w64" for i in range(4)]
+    parts = [sf.read(p, dtype="float32")[0] for p in recorder.audio_paths]  # every file opens and plays
+    assert [len(p) for p in parts] == [RATE, RATE, RATE, RATE // 2]
+    np.testing.assert_allclose(np.concatenate(parts), _expected(0, n * BLOCK), atol=1e-3)  # no sample lost
+
+
+def test_rotate_seconds_is_checked(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="rotate_seconds"):
+        RecorderConfig(directory=tmp_path, rotate_seconds=0.0)
