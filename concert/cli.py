@@ -113,6 +113,31 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _soak(args: argparse.Namespace) -> int:
+    import json
+
+    from concert.playback.soak import SoakConfig, run_soak, summary
+
+    try:
+        config = SoakConfig(
+            hours=args.hours,
+            speed=args.speed,
+            backend=args.backend,
+            store=args.store,
+            record=args.record,
+            rotate_seconds=args.rotate_seconds,
+            seed=args.seed,
+        )
+    except ValueError as e:
+        print(f"concert soak: {e}", file=sys.stderr)
+        return 2
+    result = run_soak(config)
+    if not args.json:
+        print(summary(result))
+    print(json.dumps(result), flush=True)
+    return 0
+
+
 def _render(args: argparse.Namespace) -> int:
     from concert.playback.render import RenderError, render_to_file
 
@@ -392,6 +417,17 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--round-bars", type=int, default=8, help="bars per phrase for the arrangement")
     r.set_defaults(func=_render)
+
+    k = sub.add_parser("soak", help="the live audio path for hours, faster than real time, under a simulated crowd")
+    k.add_argument("--hours", type=float, default=24.0, help="audio hours to play")
+    k.add_argument("--speed", type=float, default=0.0, help="times real time (0: as fast as the engine renders)")
+    k.add_argument("--backend", choices=("synth", "embedded"), default="synth")
+    k.add_argument("--store", default=ServeConfig.store, help="memory:// or redis://host:port/db")
+    k.add_argument("--record", type=Path, default=None, help="keep the recording here (default: a temporary folder)")
+    k.add_argument("--rotate-seconds", type=float, default=3600.0, help="audio per recording file")
+    k.add_argument("--seed", type=int, default=0)
+    k.add_argument("--json", action="store_true", help="print only the JSON line")
+    k.set_defaults(func=_soak)
 
     b = sub.add_parser("bench", help="benchmarks; the last line printed is one JSON object")
     b.add_argument("what", choices=("votes", "synth", "engine"))

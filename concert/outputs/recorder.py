@@ -214,7 +214,7 @@ class Recorder:
     def _write(self, audio: sf.SoundFile | None, rate: int, pcm: np.ndarray) -> sf.SoundFile:
         """Write `pcm` at the set's end, starting a new file at every `rotate_seconds` boundary."""
         per_file = max(1, round(self.config.rotate_seconds * rate))
-        while True:
+        while len(pcm) or audio is None:
             index, into = divmod(self.frames_written, per_file)
             if audio is None or (into == 0 and len(self.audio_paths) <= index):
                 if audio is not None:
@@ -224,12 +224,13 @@ class Recorder:
                 audio = sf.SoundFile(path, "w", samplerate=rate, channels=1, format=kind, subtype=subtype)
                 self.audio_paths.append(path)
                 _fsync_directory(self.path)
-            if not len(pcm):
-                return audio
+                if not len(pcm):
+                    break
             take = min(len(pcm), per_file - into)
             audio.write(pcm[:take])
             self.frames_written += take
             pcm = pcm[take:]
+        return audio
 
     def close(self) -> None:
         """Finish writing the queued audio and finalise both files. Raises if recording failed."""
