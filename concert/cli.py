@@ -70,6 +70,12 @@ def _serve(args: argparse.Namespace) -> int:
     )
     if args.dj_token:
         kwargs["dj_token"] = args.dj_token
+    if args.secret_file is not None:
+        try:
+            kwargs["secret"] = args.secret_file.read_bytes().strip()
+        except OSError as e:
+            print(f"concert serve: cannot read --secret-file {args.secret_file}: {e.strerror}", file=sys.stderr)
+            return 2
     try:
         kwargs["limits"] = LimitsConfig(
             connections_per_address=args.per_address_connections,
@@ -374,6 +380,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--style", default=ServeConfig.start_style, help="genre id the set opens with")
     s.add_argument("--seed", type=int, default=ServeConfig.seed)
     s.add_argument("--dj-token", default=None, help="operator console token (random if omitted)")
+    s.add_argument(
+        "--secret-file",
+        type=Path,
+        default=None,
+        help="key that signs device cookies (>= 16 bytes; random if omitted): the same on every host of one set",
+    )
     s.add_argument("--public-url", default=None, help="URL for the QR code, e.g. http://192.168.1.20:8000/")
     s.add_argument("--log-level", default="info")
     limits = LimitsConfig()
