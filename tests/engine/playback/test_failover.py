@@ -31,6 +31,7 @@ class Throttled:
         self.inner = StyleSynth(SynthConfig(sample_rate=SR, seed=seed), prompt)
         self.rtf = 0.0
         self.fail = threading.Event()
+        self.stall = 0.0  # audio seconds the next chunk hangs for (scaled like everything else), once
 
     @property
     def sample_rate(self) -> int:
@@ -47,6 +48,8 @@ class Throttled:
         if self.fail.is_set():
             raise RuntimeError("model exploded")
         t0 = time.perf_counter()
+        stall, self.stall = self.stall, 0.0
+        time.sleep(stall * SCALE)
         chunk = self.inner.next_chunk()
         time.sleep(max(0.0, self.rtf * SCALE * chunk.seconds - (time.perf_counter() - t0)))
         return chunk
@@ -119,6 +122,25 @@ def test_a_lagging_engine_hands_over_with_a_crossfade_and_comes_back() -> None:
     assert [c.start_sample for c in chunks] == [i * len(chunks[0].pcm) for i in range(len(chunks))]
     bars = [bar for c in chunks for _, bar in c.bar_starts]
     assert bars == list(range(bars[0], bars[0] + len(bars))) and len(bars) >= 8
+
+
+def test_an_engine_that_hangs_for_5_s_is_covered_without_a_silent_block() -> None:
+    failover, src = make()
+    failover.start()
+    try:
+        assert failover.wait_ready(10)
+        before = play(failover, 3.0)
+        src.stall = 5.0  # the model hangs for 5 s of the set (a GC storm, a swapped-out page, a stuck kernel)
+        during = play(failover, 12.0)
+    finally:
+        failover.close()
+    blocks = before + during
+    assert all(b is not None for b in blocks), "no dead air: every block has audio"
+    assert failover.stats.handovers >= 1 and failover.stats.gaps == 0
+    pcm = np.concatenate([b.pcm for b in blocks if b is not None])  # (samples,)
+    win = SR // 4
+    rms = np.sqrt((pcm[: len(pcm) // win * win].reshape(-1, win) ** 2).mean(axis=1))  # (windows,)
+    assert rms.min() > 0.1 * np.median(rms)  # sound all through the hang: the synth crossfaded in
 
 
 class Spy:
