@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from concert.bench.crowd import CrowdConfig, Figures, pct, raise_fd_limit, run_crowd
-from concert.bench.serve import ONE_NAT, free_port, serve
+from concert.bench.serve import ONE_NAT, free_port, serve, stop_process
 
 
 @dataclass(frozen=True)
@@ -92,11 +92,7 @@ def _floor_server() -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
             raise RuntimeError(f"the floor server did not start: {line!r}")
         yield port, proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
 
 
 def _ratio(a: object, b: object) -> float | None:

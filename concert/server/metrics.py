@@ -24,11 +24,7 @@ class RuntimeCollector(Collector):
         deck = rt.deck
         s = deck.primary.stats  # the configured backend's producer: the engine
         f = deck.stats
-        yield CounterMetricFamily("concert_votes", "Votes acknowledged: one per device per round", value=c.votes)
-        yield CounterMetricFamily(
-            "concert_vote_changes", "Devices moving their vote within a round", value=c.vote_changes
-        )
-        yield GaugeMetricFamily("concert_clients", "Websocket clients connected", value=rt.clients)
+        yield from _front(rt)
         yield CounterMetricFamily(
             "concert_underruns", "Blocks the source could not supply in time", value=s.underruns + f.gaps
         )
@@ -64,24 +60,11 @@ class RuntimeCollector(Collector):
             "Audio the listeners missed (silence on underrun, a held-up player)",
             value=rt.player.dropped_seconds,
         )
-        refused = CounterMetricFamily(
-            "concert_refused", "Connections and frames over a per-address cap", labels=["code"]
-        )
-        for code, count in sorted(rt.gate.refused.items()):
-            refused.add_metric([code], count)
-        yield refused
         yield GaugeMetricFamily(
             "concert_lookahead_seconds", "Audio rendered ahead of playback", value=deck.primary.buffered_seconds
         )
         yield CounterMetricFamily("concert_rounds", "Rounds closed", value=c.rounds)
         yield CounterMetricFamily("concert_late_landings", "Changes that landed after their bar", value=c.late_landings)
-        yield GaugeMetricFamily("concert_stream_listeners", "HTTP stream listeners", value=rt.stream.listeners)
-        yield CounterMetricFamily(
-            "concert_stream_dropped_listeners",
-            "Stream listeners dropped for not reading",
-            value=rt.stream.dropped_listeners,
-        )
-        yield CounterMetricFamily("concert_fanout_dropped", "Clients dropped for stalling", value=rt.fanout.dropped)
         yield from c.steering_latency.collect()  # reading it changes nothing
 
 
@@ -92,26 +75,26 @@ class WorkerCollector(Collector):
         self.rt = rt
 
     def collect(self) -> Iterator[Metric]:
-        rt = self.rt
-        c = rt.conductor.counters
-        yield CounterMetricFamily("concert_votes", "Votes acknowledged: one per device per round", value=c.votes)
-        yield CounterMetricFamily(
-            "concert_vote_changes", "Devices moving their vote within a round", value=c.vote_changes
-        )
-        yield GaugeMetricFamily("concert_clients", "Websocket clients connected to this worker", value=rt.clients)
-        refused = CounterMetricFamily(
-            "concert_refused", "Connections and frames over a per-address cap", labels=["code"]
-        )
-        for code, count in sorted(rt.gate.refused.items()):
-            refused.add_metric([code], count)
-        yield refused
-        yield GaugeMetricFamily("concert_stream_listeners", "HTTP stream listeners", value=rt.stream.listeners)
-        yield CounterMetricFamily(
-            "concert_stream_dropped_listeners",
-            "Stream listeners dropped for not reading",
-            value=rt.stream.dropped_listeners,
-        )
-        yield CounterMetricFamily("concert_fanout_dropped", "Clients dropped for stalling", value=rt.fanout.dropped)
+        yield from _front(self.rt)
+
+
+def _front(rt: Runtime | WorkerRuntime) -> Iterator[Metric]:
+    """What the process facing the phones and listeners counted: votes, clients, refusals, streams, fan-out."""
+    c = rt.conductor.counters
+    yield CounterMetricFamily("concert_votes", "Votes acknowledged: one per device per round", value=c.votes)
+    yield CounterMetricFamily("concert_vote_changes", "Devices moving their vote within a round", value=c.vote_changes)
+    yield GaugeMetricFamily("concert_clients", "Websocket clients connected", value=rt.clients)
+    refused = CounterMetricFamily("concert_refused", "Connections and frames over a per-address cap", labels=["code"])
+    for code, count in sorted(rt.gate.refused.items()):
+        refused.add_metric([code], count)
+    yield refused
+    yield GaugeMetricFamily("concert_stream_listeners", "HTTP stream listeners", value=rt.stream.listeners)
+    yield CounterMetricFamily(
+        "concert_stream_dropped_listeners",
+        "Stream listeners dropped for not reading",
+        value=rt.stream.dropped_listeners,
+    )
+    yield CounterMetricFamily("concert_fanout_dropped", "Clients dropped for stalling", value=rt.fanout.dropped)
 
 
 def make_registry(rt: Runtime | WorkerRuntime) -> CollectorRegistry:
