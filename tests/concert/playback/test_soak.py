@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from concert.playback.soak import Ledger
+from concert.playback.soak import Ledger, rss_growth_pct
 
 
 def test_a_short_soak_plays_records_and_loses_nothing(tmp_path: Path) -> None:
@@ -37,3 +37,11 @@ def test_the_ledger_counts_an_acknowledged_vote_the_tally_lacks() -> None:
     ledger.acked[8] = {"a": "stay"}
     ledger.closed(8, {"stay": 1, "house": 3})  # more than was acked is not a loss (other phones)
     assert ledger.lost == 1 and ledger.rounds == 2
+
+
+def test_rss_growth_sees_a_leak_and_not_a_swing() -> None:
+    leak = [100.0 + 5 * i for i in range(21)]  # +5 MiB every sample
+    swing = [200.0 if i % 3 else 220.0 for i in range(21)]  # the allocator's ups and downs, no trend
+    assert rss_growth_pct(leak) > 40
+    assert abs(rss_growth_pct(swing)) < 2
+    assert rss_growth_pct([150.0]) == 0.0
