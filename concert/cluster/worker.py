@@ -25,6 +25,7 @@ from concert.crowd.ballots import OpenBallots, Refused
 from concert.crowd.conductor import Counters
 from concert.outputs.stream import Mp3Stream, StreamConfig
 from concert.server.fanout import Fanout
+from concert.server.heap import HeapConfig, HeapStats, hygiene
 from concert.server.identity import DeviceSigner
 from concert.server.outage import Outage
 from concert.store import open_store
@@ -144,7 +145,7 @@ class WorkerRuntime:
     store_outage: Outage = field(default_factory=lambda: Outage("the vote store"))
     fanout: Fanout = field(default_factory=Fanout)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
-    _reported: int = -1
+    heap: HeapStats = field(default_factory=HeapStats)
 
     @property
     def clients(self) -> int:
@@ -226,6 +227,7 @@ async def worker_running(config: ServeConfig, worker: str) -> AsyncIterator[Work
             asyncio.create_task(rt._listen(stop), name="listen"),
             asyncio.create_task(rt._report(), name="report"),
             asyncio.create_task(rt.gate.refresh_loop(), name="limits"),
+            asyncio.create_task(hygiene(HeapConfig(), rt.heap), name="heap"),
         ]
         deadline = asyncio.get_running_loop().time() + FIRST_STATE_S
         while rt.conductor.frame is None and asyncio.get_running_loop().time() < deadline:

@@ -95,6 +95,16 @@ def _front(rt: Runtime | WorkerRuntime) -> Iterator[Metric]:
         value=rt.stream.dropped_listeners,
     )
     yield CounterMetricFamily("concert_fanout_dropped", "Clients dropped for stalling", value=rt.fanout.dropped)
+    heap = rt.heap
+    yield CounterMetricFamily(
+        "concert_gc_full_collections", "Scheduled full garbage collections", heap.full_collections
+    )
+    yield CounterMetricFamily(
+        "concert_gc_full_pause_seconds", "Event-loop time the scheduled full collections took", heap.full_pause_seconds
+    )
+    yield GaugeMetricFamily(
+        "concert_gc_full_pause_max_seconds", "The longest scheduled full collection", heap.full_pause_max_seconds
+    )
 
 
 def make_registry(rt: Runtime | WorkerRuntime) -> CollectorRegistry:

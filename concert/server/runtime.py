@@ -20,6 +20,7 @@ from concert.outputs.base import Output
 from concert.outputs.stream import Mp3Stream, StreamConfig
 from concert.playback.player import Player
 from concert.server.fanout import Fanout
+from concert.server.heap import HeapConfig, HeapStats, hygiene
 from concert.server.identity import DeviceSigner
 from concert.server.limits import LocalLimits
 from concert.server.outage import Outage
@@ -75,6 +76,7 @@ class Runtime:
     fanout: Fanout = field(default_factory=Fanout)
     outputs: list[Output] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    heap: HeapStats = field(default_factory=HeapStats)  # the collector's freezes and full passes
     relay: Callable[[str], Awaitable[None]] | None = None  # a conductor process: state goes to the web workers
     remote_clients: int = 0  # a conductor process: the web workers' websocket clients, all together
 
@@ -242,7 +244,10 @@ async def running(config: ServeConfig) -> AsyncIterator[Runtime]:
             outputs=outputs,
         )
         player.start(asyncio.get_running_loop())
-        rt.tasks = [asyncio.create_task(rt.publish_loop(), name="publisher")]
+        rt.tasks = [
+            asyncio.create_task(rt.publish_loop(), name="publisher"),
+            asyncio.create_task(hygiene(HeapConfig(), rt.heap), name="heap"),
+        ]
         try:
             yield rt
         finally:
