@@ -4,7 +4,8 @@ Each connected phone is some thousands of long-lived Python objects (protocol, A
 CPython's full (oldest-generation) collections walk all of them: with 10,000 phones the walks stalled the
 event loop so that the 99th-percentile vote acknowledgement was 478 ms against 74 ms with the collector off
 (`concert bench votes --clients 10000 --rate 2000`); with this hygiene it is 106 ms. So the objects that have
-survived a while are frozen (`gc.freeze`: moved to a generation the collector never walks) every `freeze_every_s`, and the
+survived a while are frozen (`gc.freeze`: moved to a generation the collector never walks) every
+`freeze_every_s`, and the
 automatic collections only walk what is young. Reference counting still frees everything that is not in a
 cycle; cycles among frozen objects wait for the scheduled full pass, every `full_every_s`, which unfreezes,
 collects everything and freezes again. Its pause is measured and exported (`concert_gc_full_pause_seconds`).
