@@ -25,7 +25,7 @@ LEASE_S = 1.0  # the conductor lease in these tests, seconds
 
 def _health(s: Server) -> dict[str, object]:
     try:
-        with urllib.request.urlopen(f"{s.http}/healthz", timeout=3) as r:
+        with urllib.request.urlopen(f"{s.http}/healthz", timeout=10) as r:
             return dict(json.loads(r.read()))
     except urllib.error.HTTPError as e:
         return dict(json.loads(e.read()))
@@ -36,7 +36,7 @@ def _pid(owner: object) -> int:
 
 
 def _hello(ws: ClientConnection) -> dict[str, object]:
-    msg = json.loads(ws.recv(timeout=10))
+    msg = json.loads(ws.recv(timeout=30))
     assert msg["type"] == "hello"
     return dict(msg)
 
@@ -44,12 +44,12 @@ def _hello(ws: ClientConnection) -> dict[str, object]:
 def _next(ws: ClientConnection, *kinds: str) -> dict[str, object]:
     """The next frame of one of `kinds` (state frames may come in between)."""
     while True:
-        msg = json.loads(ws.recv(timeout=10))
+        msg = json.loads(ws.recv(timeout=30))
         if msg["type"] in kinds:
             return dict(msg)
 
 
-def _state_where(ws: ClientConnection, ok, timeout: float = 20.0) -> dict[str, object]:  # type: ignore[no-untyped-def]
+def _state_where(ws: ClientConnection, ok, timeout: float = 40.0) -> dict[str, object]:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         msg = json.loads(ws.recv(timeout=timeout))
@@ -90,7 +90,7 @@ def test_two_workers_one_set_and_the_conductor_fails_over(redis_url: str, tmp_pa
             workers.add(_health(s)["worker"])
         assert len(workers) == 2, f"connections reached {workers}"  # both workers take connections
         with contextlib.ExitStack() as stack:
-            phones = [stack.enter_context(connect(s.ws)) for _ in range(8)]
+            phones = [stack.enter_context(connect(s.ws, ping_interval=None)) for _ in range(8)]
             hellos = [_hello(ws) for ws in phones]
             state = dict(hellos[0]["state"])  # type: ignore[arg-type]
             round_id = state["round"]
@@ -129,7 +129,7 @@ def test_a_killed_worker_comes_back_and_its_phones_keep_their_identity(redis_url
     args = ("--workers", "2", "--standbys", "0", "--lease", str(LEASE_S), "--store", redis_url, *ONE_NAT)
     with serve(*args, log_dir=tmp_path, timeout=120) as s:
         victim = _health(s)["worker"]
-        phones = [connect(s.ws, legacy=True) for _ in range(6)]  # closed one by one below
+        phones = [connect(s.ws, legacy=True, ping_interval=None) for _ in range(6)]  # closed one by one below
         tokens = [str(_hello(ws)["device"]) for ws in phones]
         os.kill(_pid(victim), signal.SIGKILL)
         dropped = []
@@ -142,7 +142,7 @@ def test_a_killed_worker_comes_back_and_its_phones_keep_their_identity(redis_url
             finally:
                 ws.close()
         for token in dropped:  # the page reconnects with its cookie; here the device token stands in for it
-            with connect(f"{s.ws}?device={token}") as ws:
+            with connect(f"{s.ws}?device={token}", ping_interval=None) as ws:
                 assert _hello(ws)["device"] == token
         deadline = time.monotonic() + 30
         workers: set[object] = set()
@@ -163,13 +163,13 @@ def test_a_full_restart_carries_the_round_and_the_mix_on(redis_url: str, tmp_pat
         )
         with urllib.request.urlopen(req, timeout=10) as r:
             assert json.loads(r.read())["ok"] is True  # the booth's action, run by the conductor for a worker
-        with connect(s.ws) as ws:
+        with connect(s.ws, ping_interval=None) as ws:
             state = dict(_hello(ws)["state"])  # type: ignore[arg-type]
             stay = "stay"
             ws.send(json.dumps({"type": "vote", "round": state["round"], "option": stay}))
             assert _next(ws, "ack", "error")["type"] == "ack"
             first = _state_where(ws, lambda m: m["prompt"][0]["style"] == "techno" and m["tallies"].get(stay) == 1)
-    with serve(*args, log_dir=tmp_path, timeout=120) as s, connect(s.ws) as ws:
+    with serve(*args, log_dir=tmp_path, timeout=120) as s, connect(s.ws, ping_interval=None) as ws:
         again = dict(_hello(ws)["state"])  # type: ignore[arg-type]
         assert again["round"] == first["round"]  # the same round is open after the restart
         assert again["tallies"] == {stay: 1}  # with its vote
