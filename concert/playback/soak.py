@@ -57,6 +57,11 @@ class SoakConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.backend != "synth" and self.speed == 0:
+            raise ValueError(
+                "a token backend needs --speed (e.g. 2): read as fast as possible, its deck would hand over to the "
+                "synth fallback (it cannot tell a fast reader from a slow engine) and the soak would measure the synth"
+            )
         if not 0 < self.hours <= 24 * 7:
             raise ValueError(f"hours must be within 0..168, got {self.hours!r}")
         if not self.speed >= 0:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from concert.playback.soak import Ledger, rss_growth_pct
+from concert.playback.soak import Ledger, SoakConfig, rss_growth_pct
 
 
 def test_a_short_soak_plays_records_and_loses_nothing(tmp_path: Path) -> None:
@@ -45,3 +45,9 @@ def test_rss_growth_sees_a_leak_and_not_a_swing() -> None:
     assert rss_growth_pct(leak) > 40
     assert abs(rss_growth_pct(swing)) < 2
     assert rss_growth_pct([150.0]) == 0.0
+
+
+def test_a_token_backend_must_be_paced() -> None:
+    with pytest.raises(ValueError, match="--speed"):
+        SoakConfig(backend="embedded", speed=0.0)
+    assert SoakConfig(backend="embedded", speed=2.0).speed == 2.0
