@@ -100,7 +100,6 @@ class Child:
     started: float = 0.0
     failures: int = 0  # deaths in a row, each within STABLE_S of its start
     due: float = 0.0  # when to (re)start it, monotonic seconds
-    restarts: int = 0
 
 
 @dataclass
@@ -152,7 +151,6 @@ class Supervisor:
                 log.error("%s %d exited (code %s); restarting it in %.1f s", child.role, child.index, code, wait)
                 child.process, child.due = None, now + wait
             if now >= child.due:
-                child.restarts += 1
                 self._start(child)
 
     def stop(self, timeout: float = 10.0) -> None:

@@ -37,6 +37,16 @@ FIRST_STATE_S = 30.0  # a worker waits this long for a conductor's first state f
 REPORT_EVERY_S = 1.0  # how often a worker reports its client count, seconds
 
 
+async def ask(bus: Bus, action: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Run `action` on the conductor and return its reply's fields; Refused(code, message) when it refused.
+
+    CommandTimeoutError when no conductor answered, StoreUnavailableError when Redis is unreachable."""
+    reply = await bus.command(action, body)
+    if "error" in reply:
+        raise Refused(str(reply["error"]), str(reply.get("message")))
+    return {k: v for k, v in reply.items() if k != "ok"}
+
+
 class Floor:
     """The conductor as a worker sees it: `vote`, `suggest`, `upvote` and `state`, like `Conductor`'s."""
 
@@ -95,18 +105,25 @@ class Floor:
     async def _send_news(self, message: str) -> None:
         try:
             if not message:
-                await asyncio.sleep(0.05)
-                self._news_pending = False
+                try:
+                    await asyncio.sleep(0.05)
+                finally:
+                    self._news_pending = False  # from here a new tally change schedules its own message
             await self.bus.news(message)
         except StoreUnavailableError:
             pass  # the next state frame carries the tally anyway
-        finally:
-            if not message:
-                self._news_pending = False
 
     async def suggest(self, device: str, text: str) -> dict[str, object]:
-        reply = await self._command("suggest", {"device": device, "text": text})
-        return {k: v for k, v in reply.items() if k != "ok"}
+        try:
+            return await ask(self.bus, "suggest", {"device": device, "text": text})
+        except CommandTimeoutError:
+            raise Refused("unavailable", "the set is changing hands; try again in a few seconds") from None
+        except Refused as e:
+            if e.code == "bad_request":
+                raise ValueError(e.message) from None
+            if e.code == "store_unavailable":
+                raise StoreUnavailableError(e.message) from None
+            raise
 
     async def upvote(self, device: str, suggestion_id: str) -> dict[str, object]:
         try:
@@ -115,19 +132,6 @@ class Floor:
             raise Refused("unknown_suggestion", f"suggestion {suggestion_id!r} is gone or never was") from None
         self._nudge()
         return {"id": s.id, "text": s.text, "upvotes": s.upvotes}
-
-    async def _command(self, action: str, body: dict[str, Any]) -> dict[str, Any]:
-        try:
-            reply = await self.bus.command(action, body)
-        except CommandTimeoutError:
-            raise Refused("unavailable", "the set is changing hands; try again in a few seconds") from None
-        if "error" in reply:
-            if reply["error"] == "bad_request":
-                raise ValueError(str(reply.get("message")))
-            if reply["error"] == "store_unavailable":
-                raise StoreUnavailableError(str(reply.get("message")))
-            raise Refused(str(reply["error"]), str(reply.get("message")))
-        return reply
 
 
 @dataclass
@@ -155,15 +159,15 @@ class WorkerRuntime:
         """Counts are reported each second (`_report`); the conductor puts the total in the state."""
 
     async def act(self, action: str, body: dict[str, Any]) -> dict[str, Any]:
+        """One of the booth's actions, run by the conductor; TimeoutError when it cannot be done now."""
         try:
-            reply = await self.bus.command(action, body)
+            return await ask(self.bus, action, body)
         except StoreUnavailableError as e:
             raise TimeoutError(str(e)) from None
-        if "error" in reply:
-            if reply["error"] in ("unavailable", "store_unavailable", "server_error"):
-                raise TimeoutError(str(reply.get("message")))
-            raise ValueError(str(reply.get("message")))
-        return {k: v for k, v in reply.items() if k != "ok"}
+        except Refused as e:
+            if e.code in ("unavailable", "store_unavailable", "server_error"):
+                raise TimeoutError(e.message) from None
+            raise ValueError(e.message) from None
 
     async def health(self) -> tuple[dict[str, object], int]:
         store_ok = await self.store.ping()
