@@ -20,6 +20,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from redis import exceptions as redis_errors
+
 from concert.cluster.bus import ANARCHY, Bus, BusConfig
 from concert.cluster.lease import Lease
 from concert.config import ServeConfig
@@ -75,7 +77,7 @@ async def conduct(config: ServeConfig, owner: str, stop: asyncio.Event) -> None:
 
 async def _take(lease: Lease, stop: asyncio.Event) -> bool:
     while not stop.is_set():
-        with contextlib.suppress(StoreUnavailableError, OSError, ConnectionError, TimeoutError):
+        with contextlib.suppress(redis_errors.RedisError, OSError):  # Redis away: keep waiting for it
             if await lease.acquire():
                 return True
         with contextlib.suppress(TimeoutError):

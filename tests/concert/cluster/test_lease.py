@@ -51,3 +51,18 @@ def test_bad_lease_settings_are_refused() -> None:
         Lease(object(), "k", "a", ttl_s=0.0)
     with pytest.raises(ValueError, match="owner"):
         Lease(object(), "k", "", ttl_s=1.0)
+
+
+def test_a_standby_waits_out_an_unreachable_redis_instead_of_crashing(free_port: int) -> None:
+    from concert.cluster.conductor_node import _take
+
+    async def main() -> bool:
+        r = aioredis.from_url(f"redis://127.0.0.1:{free_port}/0", socket_connect_timeout=0.2)
+        stop = asyncio.Event()
+        asyncio.get_running_loop().call_later(1.0, stop.set)
+        try:
+            return await _take(Lease(r, "t:lease", "standby", ttl_s=0.6), stop)
+        finally:
+            await r.aclose()
+
+    assert asyncio.run(main()) is False  # no lease, no exception: it polled until told to stop
