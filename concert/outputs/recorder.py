@@ -211,10 +211,11 @@ class Recorder:
             except Exception as e:
                 self._error = self._error or e
 
-    def _write(self, audio: sf.SoundFile | None, rate: int, pcm: np.ndarray) -> sf.SoundFile:
-        """Write `pcm` at the set's end, starting a new file at every `rotate_seconds` boundary."""
+    def _write(self, audio: sf.SoundFile | None, rate: int, pcm: np.ndarray) -> sf.SoundFile | None:
+        """Write `pcm` at the set's end, starting a new file at every `rotate_seconds` boundary; returns the
+        file written last (the one to keep writing to)."""
         per_file = max(1, round(self.config.rotate_seconds * rate))
-        while len(pcm) or audio is None:
+        while len(pcm):
             index, into = divmod(self.frames_written, per_file)
             if audio is None or (into == 0 and len(self.audio_paths) <= index):
                 if audio is not None:
@@ -224,8 +225,6 @@ class Recorder:
                 audio = sf.SoundFile(path, "w", samplerate=rate, channels=1, format=kind, subtype=subtype)
                 self.audio_paths.append(path)
                 _fsync_directory(self.path)
-                if not len(pcm):
-                    break
             take = min(len(pcm), per_file - into)
             audio.write(pcm[:take])
             self.frames_written += take
