@@ -24,7 +24,14 @@ from typing import Any
 
 from redis import exceptions as redis_errors
 
-from concert.server.limits import LimitsConfig, LocalLimits, Refusal
+from concert.server.limits import (
+    NETWORK_TOO_FAST,
+    PHONE_TOO_FAST,
+    TOO_MANY_DEVICES,
+    LimitsConfig,
+    LocalLimits,
+    too_many_connections,
+)
 from concert.server.outage import Outage
 
 CONNECTION_TTL_S = 60  # a connection not refreshed for this long is forgotten (its worker died), seconds
@@ -82,11 +89,6 @@ class SharedLimits:
     def refused(self) -> dict[str, int]:
         return self.local.refused
 
-    def _refuse(self, code: str, message: str) -> Refusal:
-        refused = self.local.refused
-        refused[code] = refused.get(code, 0) + 1
-        return Refusal(code, message)
-
     async def _eval(self, script: str, keys: list[str], *args: object) -> int | None:
         """The script's reply, or None when Redis cannot be reached (the shared caps then let it through)."""
         try:
@@ -104,10 +106,7 @@ class SharedLimits:
         held = await self._eval(_CONNECT, [f"{self.prefix}conn:{address}"], cap, cid, time.time(), CONNECTION_TTL_S)
         if held is not None and held >= 0:
             await self.local.disconnect(address, address)
-            raise self._refuse(
-                "too_many_connections",
-                f"your network already has {held} connections open; close a tab and try again",
-            )
+            raise self.local.gate.refuse(*too_many_connections(held))
         self._mine[cid] = address
         return cid
 
@@ -122,7 +121,7 @@ class SharedLimits:
         keys = [f"{self.prefix}mint:{address}"]
         empty = await self._eval(_TAKE, keys, time.time(), BUCKET_TTL_S, self.config.new_devices_per_minute)
         if empty:
-            raise self._refuse("too_many_devices", "too many new devices from your network; try again in a minute")
+            raise self.local.gate.refuse(*TOO_MANY_DEVICES)
 
     async def message(self, address: str, device: str) -> None:
         await self.local.message(address, device)
@@ -131,9 +130,9 @@ class SharedLimits:
         rates = (cfg.device_messages_per_minute, cfg.address_messages_per_minute)
         empty = await self._eval(_TAKE, keys, time.time(), BUCKET_TTL_S, *rates)
         if empty == 1:
-            raise self._refuse("rate_limited", "slow down: too many messages from this phone; wait a few seconds")
+            raise self.local.gate.refuse(*PHONE_TOO_FAST)
         if empty == 2:
-            raise self._refuse("rate_limited", "slow down: too many messages from your network; wait a few seconds")
+            raise self.local.gate.refuse(*NETWORK_TOO_FAST)
 
     async def refresh_loop(self) -> None:
         """Keep this worker's connections alive in Redis (run as a task for the worker's life)."""

@@ -20,6 +20,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+# What a refused phone is told (code, message): one text for a process's own caps and for the shared ones.
+TOO_MANY_DEVICES = ("too_many_devices", "too many new devices from your network; try again in a minute")
+PHONE_TOO_FAST = ("rate_limited", "slow down: too many messages from this phone; wait a few seconds")
+NETWORK_TOO_FAST = ("rate_limited", "slow down: too many messages from your network; wait a few seconds")
+
+
+def too_many_connections(held: int) -> tuple[str, str]:
+    return "too_many_connections", f"your network already has {held} connections open; close a tab and try again"
+
 
 @dataclass(frozen=True)
 class LimitsConfig:
@@ -100,7 +109,8 @@ class Gate:
         entry.seen = now
         return entry
 
-    def _refuse(self, code: str, message: str) -> Refusal:
+    def refuse(self, code: str, message: str) -> Refusal:
+        """A Refusal, counted in `refused` (for /metrics); also used by the shared caps of several workers."""
         self.refused[code] = self.refused.get(code, 0) + 1
         return Refusal(code, message)
 
@@ -108,10 +118,7 @@ class Gate:
         """A websocket opens from `address`; Refusal when it already holds its share."""
         entry = self._address(address, now)
         if entry.connections >= self.config.connections_per_address:
-            raise self._refuse(
-                "too_many_connections",
-                f"your network already has {entry.connections} connections open; close a tab and try again",
-            )
+            raise self.refuse(*too_many_connections(entry.connections))
         entry.connections += 1
 
     def disconnect(self, address: str, now: float) -> None:
@@ -123,7 +130,7 @@ class Gate:
     def mint(self, address: str, now: float) -> None:
         """`address` asks for a new device identity; Refusal over `new_devices_per_minute`."""
         if not self._address(address, now).new_devices.take(now):
-            raise self._refuse("too_many_devices", "too many new devices from your network; try again in a minute")
+            raise self.refuse(*TOO_MANY_DEVICES)
 
     def message(self, address: str, device: str, now: float) -> None:
         """One frame from `device` at `address`; Refusal over either rate."""
@@ -131,9 +138,9 @@ class Gate:
         bucket, _ = self._devices.get(device) or (Bucket(self.config.device_messages_per_minute), now)
         self._devices[device] = (bucket, now)
         if not bucket.take(now):
-            raise self._refuse("rate_limited", "slow down: too many messages from this phone; wait a few seconds")
+            raise self.refuse(*PHONE_TOO_FAST)
         if not entry.messages.take(now):
-            raise self._refuse("rate_limited", "slow down: too many messages from your network; wait a few seconds")
+            raise self.refuse(*NETWORK_TOO_FAST)
 
     def _forget_idle(self, now: float) -> None:
         horizon = now - self.config.idle_seconds
