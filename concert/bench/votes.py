@@ -20,9 +20,9 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 from concert.bench.crowd import CrowdConfig, Figures, pct, raise_fd_limit, run_crowd
+from concert.bench.procfs import tree_rss_mb
 from concert.bench.serve import ONE_NAT, free_port, serve, stop_process
 
 
@@ -36,26 +36,6 @@ class VoteBenchConfig:
     processes: int = 2  # client processes
     floor: bool = True  # also run the crowd against the bare websockets floor
     seed: int = 0
-
-
-def tree_rss_mb(pid: int) -> float:
-    """Resident memory of `pid` and all its descendants, MiB (Linux /proc)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            children.setdefault(ppid, []).append(int(entry.name))
-    total_kb, todo = 0, [pid]
-    while todo:
-        p = todo.pop()
-        todo += children.get(p, [])
-        with contextlib.suppress(OSError):
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total_kb += int(line.split()[1])
-    return total_kb / 1024
 
 
 def _figures(fig: Figures, elapsed: float, clients: int, rss_added_mb: float) -> dict[str, object]:

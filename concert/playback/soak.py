@@ -21,13 +21,14 @@ import asyncio
 import random
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import soundfile as sf
 
+from concert.bench.procfs import rss_mb
 from concert.config import ServeConfig
 from concert.crowd import aggregator as agg
 from concert.crowd.ballots import Refused
@@ -153,13 +154,6 @@ def rss_growth_pct(curve: list[float]) -> float:
     return round(100.0 * (last - first) / first, 2)
 
 
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def _files_ok(paths: list[Path]) -> int:
     ok = 0
     for p in paths:
@@ -264,7 +258,7 @@ def run_soak(config: SoakConfig) -> dict[str, object]:
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        return asyncio.run(soak(replace(config, record=Path(tmp)), Path(tmp)))
+        return asyncio.run(soak(config, Path(tmp)))
 
 
 def summary(result: Mapping[str, object]) -> str:
