@@ -4,6 +4,7 @@
     <folder>/codec/model.safetensors
     <folder>/lm.safetensors           the TokenLM, float16; its LMConfig is in the file's metadata
     <folder>/MODEL_CARD.md            data, steps, hours and figures
+    <folder>/training.json            steps and compute hours each part has had (a run resuming from here adds on)
 
 A missing, truncated, corrupt or mismatched file raises `WeightsError` naming it; nothing falls back to random
 weights. The package ships one such folder (`SHIPPED`), the `embedded` backend's default.
@@ -12,7 +13,7 @@ weights. The package ships one such folder (`SHIPPED`), the `embedded` backend's
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ SHIPPED = Path(__file__).resolve().parent / "shipped"  # the weights inside the 
 LM_FILE = "lm.safetensors"
 CODEC_DIR = "codec"
 CARD_FILE = "MODEL_CARD.md"
+TRAINING_FILE = "training.json"
 LM_FORMAT = "concert-token-lm/1"
 
 
@@ -101,13 +103,36 @@ def load_codec(folder: Path) -> Codec:
         raise WeightsError(str(error)) from error
 
 
-def save_embedded(folder: Path, lm: TokenLM, codec: Codec, card: str | None = None) -> None:
-    """The whole folder: codec, token model, model card (float16)."""
+def save_embedded(
+    folder: Path, lm: TokenLM, codec: Codec, card: str | None = None, training: dict[str, TrainedFor] | None = None
+) -> None:
+    """The whole folder: codec, token model, model card, training record (float16)."""
     folder.mkdir(parents=True, exist_ok=True)
     save_codec(codec, folder / CODEC_DIR)
     save_lm(lm, folder / LM_FILE)
     if card is not None:
         (folder / CARD_FILE).write_text(card, encoding="utf-8")
+    if training is not None:
+        record = {part: {"steps": t.steps, "hours": t.hours} for part, t in training.items()}
+        (folder / TRAINING_FILE).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+
+
+@dataclass(frozen=True)
+class TrainedFor:
+    steps: int  # optimizer steps, over every run that led to these weights
+    hours: float  # compute hours of those steps
+
+
+def trained_for(folder: Path, part: str) -> TrainedFor:
+    """How long `part` ("codec" or "lm") of the weights in `folder` was trained; zero if there is no record."""
+    path = folder / TRAINING_FILE
+    if not path.is_file():
+        return TrainedFor(0, 0.0)
+    try:
+        entry = json.loads(path.read_text(encoding="utf-8")).get(part, {"steps": 0, "hours": 0.0})
+        return TrainedFor(int(entry["steps"]), float(entry["hours"]))
+    except (ValueError, TypeError, KeyError, AttributeError) as error:
+        raise WeightsError(f"training record {path} is unreadable: {error}") from error
 
 
 def load_embedded(folder: Path = SHIPPED) -> tuple[TokenLM, Codec]:

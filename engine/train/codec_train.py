@@ -7,6 +7,7 @@ dead-code expiry, straight-through gradients). `TrainableCodec.export` writes th
 
     loss = stft_weight * multi-resolution STFT (spectral convergence + log magnitude, auraloss)
          + wave_weight * L1(waveform)             (keeps phase aligned: SI-SNR, not only the spectrum)
+         + mel_weight * floored log-mel L1        (`engine.train.mel_loss`: quiet bands and frames, as evaluated)
          + commitment (inside the RVQ)
 """
 
@@ -23,6 +24,7 @@ from torch import Tensor, nn
 
 from engine.codec.model import Codec, CodecConfig, EncodecModelOptionalLstm
 from engine.train.corpus import Corpus
+from engine.train.mel_loss import LogMelLoss
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,7 @@ class CodecTrainConfig:
     betas: tuple[float, float] = (0.9, 0.99)  # AdamW betas
     wave_weight: float = 10.0  # weight of the waveform L1 term
     stft_weight: float = 1.0  # weight of the multi-resolution STFT term
+    mel_weight: float = 1.0  # weight of the floored log-mel L1 term (log10 units, the metric's twin)
     commitment: float = 1.0  # RVQ commitment weight
     ema_decay: float = 0.9  # codebook EMA decay (small batches: the codebooks must follow the encoder)
     dead_code: float = 0.1  # codes whose EMA count per step falls below this are re-seeded from the batch
@@ -172,6 +175,7 @@ class CodecJob:
             hop_sizes=[512, 256, 128, 64, 32],
             win_lengths=[2048, 1024, 512, 256, 128],
         ).to(self.device)
+        self.mel = LogMelLoss(corpus.config.sample_rate).to(self.device)
         holdout = np.random.default_rng(config.seed + 1)
         clip = round(config.holdout_seconds * corpus.config.sample_rate)
         self.holdout = corpus.crops("holdout", holdout, config.holdout_clips, clip)  # (N, T) fixed clips
@@ -193,12 +197,14 @@ class CodecJob:
         y, _, commit = self.model(wav, frozen_codes=cfg.decoder_only)  # (B, T)
         stft = self.stft(y[:, None], wav[:, None])
         wave = (y - wav).abs().mean()
-        loss = cfg.stft_weight * stft + cfg.wave_weight * wave + (0.0 if cfg.decoder_only else commit)
+        mel = self.mel(y, wav)
+        loss = cfg.stft_weight * stft + cfg.wave_weight * wave + cfg.mel_weight * mel
+        loss = loss + (0.0 if cfg.decoder_only else commit)
         self.optim.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(self.model.parameters(), cfg.clip_grad)
         self.optim.step()
-        parts = {"loss": loss, "stft": stft, "wave_l1": wave, "commit": commit}
+        parts = {"loss": loss, "stft": stft, "wave_l1": wave, "log_mel": mel, "commit": commit}
         return {name: float(value.detach()) for name, value in parts.items()}
 
     @torch.no_grad()

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from engine.embedded.weights import TrainedFor, trained_for
 from engine.train.codec_train import CodecJob, CodecTrainConfig
 from engine.train.corpus import Corpus, CorpusConfig, build_corpus
 from engine.train.lm_train import LMJob, LMTrainConfig
@@ -70,15 +71,19 @@ def train_codec(paths: Paths, config: CodecTrainConfig, run_config: RunConfig, s
     from engine.embedded.weights import CODEC_DIR, load_codec
 
     corpus = _open_corpus(paths)
-    init = None
+    init, start = None, TrainedFor(0, 0.0)
     fresh = not (paths.codec_run / CHECKPOINT).is_file()
     if fresh and shipped is not None and (shipped / CODEC_DIR).is_dir():
-        init = load_codec(shipped / CODEC_DIR)
-        print(f"concert train codec: starting from the shipped codec {shipped / CODEC_DIR}", flush=True)
+        init, start = load_codec(shipped / CODEC_DIR), trained_for(shipped, "codec")
+        print(
+            f"concert train codec: starting from the shipped codec {shipped / CODEC_DIR} ({start.steps} steps)",
+            flush=True,
+        )
     job = CodecJob(corpus, config, paths.codec_export, init=init)
     if not fresh and not (paths.codec_export / "config.json").is_file():
         raise FileNotFoundError(f"{paths.codec_export} is missing though {paths.codec_run} has a checkpoint")
-    return run(job, "codec", replace(run_config, run_dir=paths.codec_run), seed=config.seed)
+    run_config = replace(run_config, run_dir=paths.codec_run)
+    return run(job, "codec", run_config, seed=config.seed, start=(start.steps, start.hours))
 
 
 def _codec_for_lm(paths: Paths, codec_dir: Path | None, shipped: Path | None) -> Path:
@@ -115,18 +120,22 @@ def train_lm(
     except Exception:
         torch.set_num_threads(max(1, torch.get_num_threads()))
         tokens = tokenize_corpus(_open_corpus(paths), codec, folder)
-    init = None
+    init, start = None, TrainedFor(0, 0.0)
     if not ckpt.is_file() and shipped is not None and (shipped / LM_FILE).is_file():
         candidate = load_lm(shipped / LM_FILE)
         if candidate.config == embedded_lm_config() and (shipped / "codec").is_dir():
             from engine.embedded.weights import CODEC_DIR
 
             if codec_fingerprint(load_codec(shipped / CODEC_DIR)) == fingerprint:
-                init = candidate
-                print(f"concert train lm: starting from the shipped model {shipped / LM_FILE}", flush=True)
+                init, start = candidate, trained_for(shipped, "lm")
+                print(
+                    f"concert train lm: starting from the shipped model {shipped / LM_FILE} ({start.steps} steps)",
+                    flush=True,
+                )
     job = LMJob(tokens, embedded_lm_config(), config, paths.lm_export, init=init)
     meta = {"codec": fingerprint}
-    return run(job, "lm", replace(run_config, run_dir=paths.lm_run), seed=config.seed, meta=meta)
+    run_config = replace(run_config, run_dir=paths.lm_run)
+    return run(job, "lm", run_config, seed=config.seed, meta=meta, start=(start.steps, start.hours))
 
 
 def export(paths: Paths, out: Path, figures: Path | None = None) -> dict[str, object]:
@@ -150,7 +159,11 @@ def export(paths: Paths, out: Path, figures: Path | None = None) -> dict[str, ob
         "codec_shape": f"{codec.num_codebooks} x {codec.codebook_size} at {codec.frame_rate} Hz",
     }
     evaluation = json.loads(figures.read_text()) if figures is not None and figures.is_file() else None
-    save_embedded(out, lm, codec, card=model_card(summary, evaluation))
+    training = {
+        "codec": TrainedFor(int(codec_meta["step"]), float(codec_meta["hours"])),
+        "lm": TrainedFor(int(lm_meta["step"]), float(lm_meta["hours"])),
+    }
+    save_embedded(out, lm, codec, card=model_card(summary, evaluation), training=training)
     return summary
 
 

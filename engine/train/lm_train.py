@@ -128,13 +128,16 @@ class LMJob:
         held = SequenceSampler(tokens.pieces["holdout"], config, card, K)
         fixed = np.random.default_rng(config.seed + 1)
         self.holdout = [held.sample(fixed, config.batch) for _ in range(config.holdout_batches)]
+        self.first_step: int | None = None  # the step this job first trained (warm-up counts from it)
 
     def _to(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         return {k: v.to(self.device) for k, v in batch.items()}
 
     def step(self, step: int) -> dict[str, float]:
         cfg = self.config
-        lr = cfg.lr * min(1.0, (step + 1) / cfg.warmup_steps)
+        if self.first_step is None:  # a run from shipped weights starts at their step count, with a fresh optimizer
+            self.first_step = step
+        lr = cfg.lr * min(1.0, (step - self.first_step + 1) / cfg.warmup_steps)
         for group in self.optim.param_groups:
             group["lr"] = lr
         self.lm.train()
@@ -166,6 +169,7 @@ class LMJob:
             "model": self.lm.state_dict(),
             "optim": self.optim.state_dict(),
             "data_rng": self.rng.bit_generator.state,
+            "first_step": self.first_step,
             "config": asdict(self.config),
             "lm_config": asdict(self.lm.config),
         }
@@ -174,6 +178,7 @@ class LMJob:
         self.lm.load_state_dict(state["model"])
         self.optim.load_state_dict(state["optim"])
         self.rng.bit_generator.state = state["data_rng"]
+        self.first_step = state.get("first_step", 0)
 
     def snapshot(self, step: int, hours: float) -> None:
         from engine.embedded.weights import save_lm

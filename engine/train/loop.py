@@ -131,19 +131,29 @@ def _stop_signals() -> Iterator[list[int]]:
 
 @dataclass
 class RunResult:
-    step: int  # total steps done (over every resumed run)
-    hours: float  # total compute hours over every resumed run
-    resumed_from: int  # step this invocation started at (0 = fresh)
+    step: int  # total steps done (over every resumed run, and the initial weights' own)
+    hours: float  # total compute hours over every resumed run (and the initial weights' own)
+    resumed_from: int  # step this invocation started at (`start`'s steps for a fresh run)
     last: dict[str, float]  # the last logged losses
     held_out: dict[str, float]  # the last held-out figures
 
 
-def run(job: Job, kind: str, config: RunConfig, seed: int, meta: dict[str, Any] | None = None) -> RunResult:
-    """Train `job` under `config`, resuming from `run_dir/checkpoint.pt` if there is one."""
+def run(
+    job: Job,
+    kind: str,
+    config: RunConfig,
+    seed: int,
+    meta: dict[str, Any] | None = None,
+    start: tuple[int, float] = (0, 0.0),
+) -> RunResult:
+    """Train `job` under `config`, resuming from `run_dir/checkpoint.pt` if there is one.
+
+    start: (steps, compute hours) a fresh run counts on from — the training its initial weights already had.
+    """
     run_dir = config.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt = run_dir / CHECKPOINT
-    step, hours, held_out = 0, 0.0, {}
+    step, hours, held_out = int(start[0]), float(start[1]), {}
     if ckpt.is_file():
         payload = load_checkpoint(ckpt, kind)
         job.load_state_dict(payload["job"])

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +55,33 @@ def test_training_runs_resume_and_report(trained: Path) -> None:
     summary = json.loads(again.stdout.strip().splitlines()[-1])
     assert summary["resumed_from"] == 4 and summary["step"] == 5
     assert np.isfinite(summary["holdout_mel_distance"])
+
+
+def test_a_run_from_exported_weights_counts_their_training_on(trained: Path, tmp_path: Path) -> None:
+    """On a fresh machine training resumes from the committed snapshot: its steps and hours carry on."""
+    from engine.embedded.weights import TRAINING_FILE, trained_for
+    from engine.train.codec_train import CodecTrainConfig
+    from engine.train.commands import Paths, train_codec, train_lm
+    from engine.train.lm_train import LMTrainConfig
+    from engine.train.loop import RunConfig
+
+    weights = trained / "weights"
+    codec_before, lm_before = trained_for(weights, "codec"), trained_for(weights, "lm")
+    assert (codec_before.steps, lm_before.steps) == (4, 3) and codec_before.hours > 0 and lm_before.hours > 0
+    home = tmp_path / "home"
+    (home / "corpus").mkdir(parents=True)
+    (home / "corpus" / "seed0").symlink_to(trained / "corpus" / "seed0")
+    paths = Paths(home)
+    run = RunConfig(run_dir=home, max_steps=codec_before.steps + 1, progress=False)
+    codec = train_codec(paths, CodecTrainConfig(holdout_clips=1, holdout_seconds=1.0, decoder_only=True), run, weights)
+    assert (codec.resumed_from, codec.step) == (4, 5) and codec.hours > codec_before.hours
+    run = replace(run, max_steps=lm_before.steps + 1)
+    lm = train_lm(paths, LMTrainConfig(batch=2, seq_len=100, holdout_batches=1), run, weights)
+    assert (lm.resumed_from, lm.step) == (3, 4) and lm.hours > lm_before.hours
+    (weights.parent / "broken").mkdir()
+    (weights.parent / "broken" / TRAINING_FILE).write_text('{"codec": {"steps": "many"}}')
+    with pytest.raises(WeightsError, match=str(weights.parent / "broken" / TRAINING_FILE)):
+        trained_for(weights.parent / "broken", "codec")
 
 
 def test_exported_weights_play_through_render(trained: Path, tmp_path: Path) -> None:

@@ -338,3 +338,14 @@ def test_init_continues_from_a_given_model(tokens: TokenSet, tmp_path: Path) -> 
     assert job.lm is start
     fresh = LMJob(tokens, TINY_LM, TRAIN, tmp_path / "lm.safetensors")
     assert not torch.equal(next(job.lm.parameters()), next(fresh.lm.parameters()))
+
+
+def test_warmup_counts_from_the_first_step_this_job_trains(tokens: TokenSet, tmp_path: Path) -> None:
+    """A run from shipped weights starts at their step count with a fresh optimizer: it warms up again, once."""
+    config = LMTrainConfig(batch=2, seq_len=T, holdout_batches=1, warmup_steps=4, lr=1e-3)
+    job = LMJob(tokens, TINY_LM, config, tmp_path / "lm.safetensors", init=TokenLM(TINY_LM, seed=7))
+    lrs = [job.step(1028 + i)["lr"] for i in range(3)]
+    assert lrs == pytest.approx([2.5e-4, 5e-4, 7.5e-4])
+    resumed = LMJob(tokens, TINY_LM, config, tmp_path / "lm.safetensors")
+    resumed.load_state_dict(job.state_dict())
+    assert [resumed.step(1031 + i)["lr"] for i in range(2)] == pytest.approx([1e-3, 1e-3])
