@@ -2,7 +2,11 @@
 
 A training sequence is `seq_len` delayed steps (MusicGen's delay pattern, `engine.lm.patterns`): either the start of
 a piece behind the BOS frame (the stream's first steps, with the pattern's leading padding), or a crop from the
-middle (what the sliding window re-primes from). Each input step carries the conditioning of its frame — genre
+middle (what the sliding window re-primes from). A share `splice_prob` of the middle crops open with bars of
+another piece and cut to this one on a bar line: the context then says one style and the conditioning, from the
+cut on, another — the situation of every crowd switch. In an unspliced crop the context alone predicts the style,
+so without splices the model learns to ignore its prompt (held-out CE with and without conditioning was equal,
+4.94, after 1,028 steps). Each input step carries the conditioning of its frame — genre
 weights and `engine.generate.conditioning.frame_controls` (prompt features + bar-clock phase) — exactly the rows
 `engine.generate.continuation.StyleConditioner` builds live; with probability `uncond_prob` a sequence gets the null row
 instead, so classifier-free guidance has an unconditional model to push away from. The loss is cross-entropy
@@ -31,6 +35,8 @@ class LMTrainConfig:
     seq_len: int = 500  # delayed steps per sequence (the live window: 10 s at 50 Hz)
     start_prob: float = 0.1  # share of sequences taken from a piece's start, behind the BOS frame
     uncond_prob: float = 0.15  # share of sequences trained with the null condition (for guidance)
+    splice_prob: float = 0.3  # share of middle crops that open with another piece, cut on a bar line
+    splice_lead: tuple[float, float] = (0.15, 0.5)  # share of the sequence the other piece fills, at least .. most
     lr: float = 6e-4  # AdamW peak learning rate
     warmup_steps: int = 200  # linear warm-up, steps
     weight_decay: float = 0.1  # on matrices only
@@ -62,6 +68,9 @@ class SequenceSampler:
             frames = piece.codes.shape[1]
             if rng.random() < self.config.start_prob:
                 steps = np.arange(-1, T)  # BOS, then delayed steps 0 .. T - 1
+            elif rng.random() < self.config.splice_prob and (spliced := self._splice(rng, piece)) is not None:
+                piece, frames = spliced, spliced.codes.shape[1]
+                steps = np.arange(K - 1, K + T)  # (T + 1,) from the first step with every codebook real
             else:
                 first = int(rng.integers(K - 1, frames - T - 1))
                 steps = np.arange(first, first + T + 1)  # (T + 1,) delayed step indices
@@ -82,12 +91,46 @@ class SequenceSampler:
             "keep": torch.from_numpy(keep),  # (B,)
         }
 
+    def _splice(self, rng: np.random.Generator, piece: TokenPiece) -> TokenPiece | None:
+        """Bars of another piece, then `piece` from one of its bar lines: the frames of one spliced sequence.
+
+        The cut lies `lead` frames in, on a bar line of both pieces, so the bar clock's phase runs on unbroken
+        (the conditioning's metronome never jumps). None when no such cut fits (a piece without enough bars).
+        """
+        T, K = self.config.seq_len, self.K
+        need = T + K + 1  # frames a middle crop starting at step K - 1 reads
+        low, high = self.config.splice_lead
+        lead = K - 1 + int(rng.integers(max(1, round(low * T)), max(2, round(high * T)) + 1))
+        other = self.pieces[int(rng.integers(len(self.pieces)))]
+        ends = _bar_lines(other.bar)
+        ends = ends[ends >= lead]  # the other piece's bar lines with `lead` frames before them
+        starts = _bar_lines(piece.bar)
+        starts = starts[starts + need - lead <= piece.codes.shape[1]]  # bar lines of piece with enough after
+        if other is piece or len(ends) == 0 or len(starts) == 0:
+            return None
+        end, start = int(ends[rng.integers(len(ends))]), int(starts[rng.integers(len(starts))])
+        a, b = slice(end - lead, end), slice(start, start + need - lead)
+        bar = np.concatenate(
+            [other.bar[a], piece.bar[b] - np.floor(piece.bar[start]) + np.floor(other.bar[end - 1]) + 1]
+        )
+        return TokenPiece(
+            codes=np.concatenate([other.codes[:, a], piece.codes[:, b]], axis=1),  # (K, need)
+            weights=np.concatenate([other.weights[a], piece.weights[b]]),  # (need, G)
+            controls=np.concatenate([other.controls[a], piece.controls[b]]),  # (need, C)
+            bar=bar.astype(np.float32),  # (need,) the other piece's clock, counting on across the cut
+        )
+
     def _delayed(self, codes: np.ndarray, steps: np.ndarray) -> np.ndarray:
         """Delayed tokens at `steps` (-1 = BOS): codebook k of step s is frame s - k, or `special` outside."""
         frame = steps[None, :] - np.arange(self.K)[:, None]  # (K, S)
         valid = (frame >= 0) & (frame < codes.shape[1]) & (steps[None, :] >= 0)
         picked = codes[np.arange(self.K)[:, None], np.clip(frame, 0, codes.shape[1] - 1)]  # (K, S)
         return np.where(valid, picked, self.special).astype(np.int64)
+
+
+def _bar_lines(bar: np.ndarray) -> np.ndarray:
+    """Frames on which a new bar begins (the bar clock's integer part steps up)."""
+    return np.flatnonzero(np.diff(np.floor(bar)) > 0) + 1
 
 
 def sequence_loss(lm: TokenLM, batch: dict[str, Tensor], per_codebook: bool = False) -> Tensor:

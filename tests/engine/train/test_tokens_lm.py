@@ -204,7 +204,7 @@ def test_start_sequences_follow_bos_and_the_delay_pattern(tokens: TokenSet) -> N
 
 def test_middle_crops_follow_the_delay_pattern(tokens: TokenSet) -> None:
     pieces = tokens.pieces["train"]
-    sampler = SequenceSampler(pieces, _config(start_prob=0.0), CARD, K)
+    sampler = SequenceSampler(pieces, _config(start_prob=0.0, splice_prob=0.0), CARD, K)
     batch = sampler.sample(np.random.default_rng(1), 6)
     delayed = [_delayed(p) for p in pieces]
     for b in range(6):
@@ -218,6 +218,48 @@ def test_middle_crops_follow_the_delay_pattern(tokens: TokenSet) -> None:
         np.testing.assert_array_equal(tgt, delayed[i][:, s + 1 : s + T + 1])  # the next step, every codebook
         assert not (tgt == -100).any() and not (tok == CARD).any()
         _check_conditioning(batch, b, pieces[i], np.arange(s, s + T))
+
+
+def _windows(codes: np.ndarray, part: np.ndarray) -> list[int]:
+    """Frames j where codes[:, j : j + width] equals part (K, width)."""
+    width = part.shape[1]
+    return [j for j in range(codes.shape[1] - width + 1) if np.array_equal(codes[:, j : j + width], part)]
+
+
+def test_splices_cut_from_another_piece_to_this_one_on_bar_lines(tokens: TokenSet) -> None:
+    pieces = tokens.pieces["train"]
+    assert len(pieces) == 2 and all(len(np.unique(p.codes[0])) > 10 for p in pieces)  # windows are identifiable
+    config = _config(start_prob=0.0, splice_prob=1.0)
+    sampler = SequenceSampler(pieces, config, CARD, K)
+    rng = np.random.default_rng(3)
+    need, leads = T + K + 1, []
+    for _ in range(12):
+        piece, other = pieces
+        spliced = sampler._splice(rng, piece)
+        if spliced is None:  # drew the piece itself as the other one
+            continue
+        assert spliced.codes.shape == (K, need) and len(spliced.weights) == len(spliced.controls) == need
+        cuts = [
+            (c, j, i)
+            for c in range(K, need - 1)
+            for j in _windows(piece.codes, spliced.codes[:, c:])
+            for i in _windows(other.codes, spliced.codes[:, :c])
+        ]
+        assert cuts, "a splice is not the end of a window of one piece and then the start of a window of the other"
+        c, j, i = cuts[0]
+        assert np.floor(piece.bar[j]) > np.floor(piece.bar[j - 1])  # this piece enters on a bar line
+        assert np.floor(other.bar[i + c]) > np.floor(other.bar[i + c - 1])  # the other leaves on one
+        np.testing.assert_array_equal(spliced.weights[:c], other.weights[i : i + c])
+        np.testing.assert_array_equal(spliced.weights[c:], piece.weights[j : j + need - c])
+        np.testing.assert_array_equal(spliced.controls[c:], piece.controls[j : j + need - c])
+        assert np.all(np.diff(spliced.bar) > 0)  # the clock runs on
+        assert np.floor(spliced.bar[c]) == np.floor(spliced.bar[c - 1]) + 1
+        assert spliced.bar[c] % 1 == pytest.approx(piece.bar[j] % 1, abs=1e-4)  # same phase: the metronome holds
+        leads.append(c - (K - 1))
+    assert len(leads) >= 3
+    assert all(round(0.15 * T) <= lead <= round(0.5 * T) for lead in leads) and len(set(leads)) > 1
+    batch = sampler.sample(np.random.default_rng(4), 8)
+    assert not (batch["tokens"] == CARD).any() and not (batch["targets"] == -100).any()  # every codebook is real
 
 
 def test_the_null_condition_share(tokens: TokenSet) -> None:
