@@ -4,7 +4,8 @@ Each client process opens its share of the connections, waits at a barrier until
 (the server's memory is measured there), votes its share of the rate for the same `seconds`, and sends back
 its raw figures: vote→ack latencies (each connection's acks come back in order) and state fan-out latencies
 (the frame's server `ts` → receipt, one machine clock). The same crowd runs against `concert serve` and
-against the bare websockets floor (`concert.bench.floor`).
+against the bare websockets floor (`concert.bench.floor`). Clients speak through `concert.bench.wire`, a lean
+websocket client on uvloop, so the crowd takes as little as it can of the CPU it shares with the server.
 """
 
 from __future__ import annotations
@@ -16,11 +17,14 @@ import multiprocessing
 import random
 import resource
 import time
+from collections import deque
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-from websockets.asyncio.client import ClientConnection, connect
+from concert.bench.wire import Wire, WireError, open_wire
 
+T = TypeVar("T")
 CONNECT_TIMEOUT_S = 120.0  # the whole crowd must be connected within this, seconds
 SETTLE_S = 2.0  # after voting, time for the last acks and states to arrive, seconds
 
@@ -40,10 +44,11 @@ class CrowdConfig:
 
 @dataclass
 class _Client:
-    ws: ClientConnection
-    round: int
-    options: list[str]
-    sent: list[float] = field(default_factory=list)  # send times (perf_counter) of votes not yet answered
+    hello: asyncio.Future[None]  # set when the server's hello (with the open round) has arrived
+    round: int = 0
+    options: list[str] = field(default_factory=list)
+    sent: deque[float] = field(default_factory=deque)  # send times (perf_counter) of votes not yet answered
+    wire: Wire | None = None
 
 
 @dataclass
@@ -70,66 +75,76 @@ def pct(values: list[float], q: float) -> float:
     return round(v[min(len(v) - 1, int(q * len(v)))], 2)
 
 
+def run_loop(main: Coroutine[Any, Any, T]) -> T:
+    """Run `main` on uvloop where it is installed (uvicorn's `[standard]` extra brings it, and `concert serve`
+    runs on it), else on asyncio's own loop. The crowd and the floor run on the server's loop: a load generator on
+    a slower loop would eat the CPU the server is measured on, and a floor on one would flatter the server."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is not built for every platform
+        return asyncio.run(main)
+    return uvloop.run(main)
+
+
 def raise_fd_limit(need: int) -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < need:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(need, soft)), hard))
 
 
-_TS = '"ts": '
-_ROUND = '"round": '
+_TS = b'"ts": '
+_ROUND = b'"round": '
 
 
-async def _reader(c: _Client, res: Figures, voting: asyncio.Event) -> None:
-    """Read one connection's frames. Acks and state frames are recognised without parsing the JSON (ten
+def _on_text(c: _Client, res: Figures, voting: asyncio.Event, data: bytes) -> None:
+    """One frame from the server. Acks and state frames are recognised without parsing the JSON (ten
     thousand clients parsing every state frame would eat the CPU the server is being measured on): both
     servers write `{"type": ..., "ts": ..., "round": ...` first; a state frame is parsed whole only when its
     round is new (the options change)."""
-    with contextlib.suppress(Exception):
-        async for raw in c.ws:
-            now_wall = time.time()
-            text = raw if isinstance(raw, str) else raw.decode()
-            if text.startswith('{"type": "ack"'):
-                if c.sent:
-                    res.ack_ms.append((time.perf_counter() - c.sent.pop(0)) * 1000)
-            elif text.startswith('{"type": "state"'):
-                at = text.find(_TS) + len(_TS)
-                ts = float(text[at : text.find(",", at)])
-                if voting.is_set():
-                    res.fanout_ms.append((now_wall - ts) * 1000)
-                at = text.find(_ROUND) + len(_ROUND)
-                if int(text[at : text.find(",", at)]) != c.round:
-                    msg = json.loads(text)
-                    c.round = int(msg["round"])
-                    c.options = [o["id"] for o in msg["options"]]
-            else:
-                msg = json.loads(text)
-                if msg.get("type") == "error":
-                    res.errors += 1
-                    code = str(msg.get("code"))
-                    res.error_codes[code] = res.error_codes.get(code, 0) + 1
-                    if c.sent:
-                        c.sent.pop(0)
+    if data.startswith(b'{"type": "ack"'):
+        if c.sent:
+            res.ack_ms.append((time.perf_counter() - c.sent.popleft()) * 1000)
+    elif data.startswith(b'{"type": "state"'):
+        now_wall = time.time()
+        at = data.find(_TS) + len(_TS)
+        ts = float(data[at : data.find(b",", at)])
+        if voting.is_set():
+            res.fanout_ms.append((now_wall - ts) * 1000)
+        at = data.find(_ROUND) + len(_ROUND)
+        if int(data[at : data.find(b",", at)]) != c.round:
+            msg = json.loads(data)
+            c.round, c.options = int(msg["round"]), [o["id"] for o in msg["options"]]
+    else:
+        msg = json.loads(data)
+        if msg.get("type") == "hello" and not c.hello.done():
+            st = msg["state"]
+            c.round, c.options = int(st["round"]), [o["id"] for o in st["options"]]
+            c.hello.set_result(None)
+        elif msg.get("type") == "error":
+            res.errors += 1
+            code = str(msg.get("code"))
+            res.error_codes[code] = res.error_codes.get(code, 0) + 1
+            if c.sent:
+                c.sent.popleft()
 
 
-async def _open(url: str) -> _Client:
-    ws = await connect(url, compression=None, max_size=2**20, open_timeout=60, ping_interval=None)
-    hello = json.loads(await ws.recv())
-    st = hello["state"]
-    return _Client(ws, int(st["round"]), [o["id"] for o in st["options"]])
+async def _open(url: str, res: Figures, voting: asyncio.Event) -> _Client:
+    c = _Client(asyncio.get_running_loop().create_future())
+    c.wire = await open_wire(url, lambda data: _on_text(c, res, voting, data))
+    await asyncio.wait_for(c.hello, 60)
+    return c
 
 
 async def _crowd(url: str, clients: int, rate: float, seconds: float, seed: int, barrier: Any) -> Figures:
     sem = asyncio.Semaphore(50)
+    res = Figures()
+    voting = asyncio.Event()
 
     async def one() -> _Client:
         async with sem:
-            return await _open(url)
+            return await _open(url, res, voting)
 
     crowd = await asyncio.gather(*(one() for _ in range(clients)))
-    res = Figures()
-    voting = asyncio.Event()
-    readers = [asyncio.create_task(_reader(c, res, voting)) for c in crowd]
     await asyncio.to_thread(barrier.wait, CONNECT_TIMEOUT_S)  # every process connected: the server is measured
     await asyncio.to_thread(barrier.wait, CONNECT_TIMEOUT_S)  # measured: vote
     voting.set()
@@ -140,9 +155,10 @@ async def _crowd(url: str, clients: int, rate: float, seconds: float, seed: int,
         c = crowd[rng.randrange(len(crowd))]
         c.sent.append(time.perf_counter())
         try:
-            await c.ws.send(json.dumps({"type": "vote", "round": c.round, "option": rng.choice(c.options)}))
+            assert c.wire is not None  # set by _open
+            c.wire.send_text(json.dumps({"type": "vote", "round": c.round, "option": rng.choice(c.options)}))
             res.sent += 1
-        except Exception:
+        except WireError:
             res.errors += 1
             c.sent.pop()
         next_t += period
@@ -152,17 +168,17 @@ async def _crowd(url: str, clients: int, rate: float, seconds: float, seed: int,
     await asyncio.sleep(SETTLE_S)
     voting.clear()
     res.errors += sum(len(c.sent) for c in crowd)  # votes never answered
-    await asyncio.gather(*(c.ws.close() for c in crowd), return_exceptions=True)
-    for r in readers:
-        r.cancel()
-    await asyncio.gather(*readers, return_exceptions=True)
+    for c in crowd:
+        if c.wire is not None:
+            c.wire.close()
+    await asyncio.sleep(0.5)  # the closing frames leave
     return res
 
 
 def _process(url: str, clients: int, rate: float, seconds: float, seed: int, barrier: Any, out: Any) -> None:
     raise_fd_limit(clients + 256)
     try:
-        res = asyncio.run(_crowd(url, clients, rate, seconds, seed, barrier))
+        res = run_loop(_crowd(url, clients, rate, seconds, seed, barrier))
         out.put(("ok", res))
     except BaseException as e:  # report, never hang the parent at the barrier
         with contextlib.suppress(Exception):

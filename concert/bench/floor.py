@@ -17,6 +17,8 @@ import time
 
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 
+from concert.bench.crowd import run_loop
+
 OPTIONS = [{"id": i, "label": i.title(), "kind": "style", "style": i} for i in ("stay", "techno", "trance", "lofi")]
 
 
@@ -83,4 +85,4 @@ if __name__ == "__main__":
     p.add_argument("--state-hz", type=float, default=4.0)
     p.add_argument("--max-frames-per-s", type=float, default=2000.0)
     a = p.parse_args()
-    asyncio.run(main(a.port, a.state_hz, a.max_frames_per_s))
+    run_loop(main(a.port, a.state_hz, a.max_frames_per_s))

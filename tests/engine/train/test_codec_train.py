@@ -64,9 +64,15 @@ def test_the_loss_falls(trained: tuple[CodecJob, list[float]]) -> None:
 def test_step_reports_its_loss_parts(corpus: Corpus, tmp_path: Path) -> None:
     job = CodecJob(corpus, TRAIN, tmp_path / "export")
     out = job.step(0)
-    assert set(out) == {"loss", "stft", "wave_l1", "commit"}
+    assert set(out) == {"loss", "stft", "wave_l1", "log_mel", "commit"}
     assert all(isinstance(v, float) and math.isfinite(v) for v in out.values())
-    expected = TRAIN.stft_weight * out["stft"] + TRAIN.wave_weight * out["wave_l1"] + out["commit"]
+    assert out["log_mel"] > 0
+    expected = (
+        TRAIN.stft_weight * out["stft"]
+        + TRAIN.wave_weight * out["wave_l1"]
+        + TRAIN.mel_weight * out["log_mel"]
+        + out["commit"]
+    )
     assert out["loss"] == pytest.approx(expected, rel=1e-5)
 
 
