@@ -1,6 +1,7 @@
 """`concert serve --workers 2` on a real Redis: phones on different worker processes share one set; killing
 the conductor hands the set to a standby (same rounds, same votes, the stream goes on); killing a worker costs
-its phones a reconnect with their identity, and the worker comes back."""
+its phones a reconnect with their identity, and the worker comes back; two such supervisors are two hosts of
+one set, and the one left plays on when the other dies."""
 
 from __future__ import annotations
 
@@ -174,3 +175,69 @@ def test_a_full_restart_carries_the_round_and_the_mix_on(redis_url: str, tmp_pat
         assert again["round"] == first["round"]  # the same round is open after the restart
         assert again["tallies"] == {stay: 1}  # with its vote
         assert again["prompt"][0]["style"] == "techno"  # and the DJ's mix plays on
+
+
+def _parent(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[1])  # the field after the state letter
+
+
+def test_two_hosts_play_one_set_and_the_survivor_plays_on(redis_url: str, tmp_path: Path) -> None:
+    """Two supervisors (two hosts of one set, here on two ports) with the same signing key and booth token: one
+    conductor plays for both, a phone is the same phone on either, votes on one are tallied with the other's,
+    and when the host holding the lease dies whole, the other's conductor takes the set on, votes intact."""
+    secret = tmp_path / "secret"
+    secret.write_bytes(os.urandom(32).hex().encode())
+    args = ("--workers", "2", "--standbys", "0", "--lease", str(LEASE_S), "--store", redis_url, *ONE_NAT)
+    args += ("--round-bars", "8", "--song-phrases", "4", "--secret-file", str(secret), "--dj-token", "booth-2")
+    with serve(*args, log_dir=tmp_path, timeout=120) as a, serve(*args, log_dir=tmp_path, timeout=120) as b:
+        deadline = time.monotonic() + 30
+        while (_health(a).get("conductor") is None or _health(b).get("conductor") is None) and (
+            time.monotonic() < deadline
+        ):
+            time.sleep(0.1)
+        owner = _health(a)["conductor"]
+        assert owner is not None and _health(b)["conductor"] == owner  # one conductor for both hosts
+        holder = a if _parent(_pid(owner)) == a.proc.pid else b
+        survivor = b if holder is a else a
+        assert _parent(_pid(owner)) == holder.proc.pid
+
+        with connect(holder.ws, ping_interval=None) as ws:
+            hello = _hello(ws)
+            token = str(hello["device"])
+            state = dict(hello["state"])  # type: ignore[arg-type]
+        round_id = state["round"]
+        target = next(o["id"] for o in state["options"] if o["kind"] == "style")  # type: ignore[index,union-attr]
+        with connect(f"{survivor.ws}?device={token}", ping_interval=None) as ws:
+            assert _hello(ws)["device"] == token  # the other host knows the phone by the shared key
+            ws.send(json.dumps({"type": "vote", "round": round_id, "option": target}))
+            assert _next(ws, "ack", "error")["type"] == "ack"
+        with connect(holder.ws, ping_interval=None) as ws:
+            _hello(ws)
+            ws.send(json.dumps({"type": "vote", "round": round_id, "option": target}))
+            assert _next(ws, "ack", "error")["type"] == "ack"
+            _state_where(ws, lambda m: m["round"] == round_id and m["tallies"].get(target) == 2)
+
+        with connect(survivor.ws, ping_interval=None) as phone:
+            _hello(phone)
+            reader = StreamReader(f"{survivor.http}/stream")
+            reader.start()
+            time.sleep(2.0)
+            killed = time.monotonic()
+            holder.proc.kill()  # the whole host: its supervisor by SIGKILL, its children with it
+            holder.proc.wait()
+            deadline = time.monotonic() + 30
+            after = _health(survivor)
+            while after.get("conductor") in (owner, None) and time.monotonic() < deadline:
+                time.sleep(0.1)
+                after = _health(survivor)
+            took_over = time.monotonic() - killed
+            assert after.get("conductor") not in (owner, None), after
+            assert _parent(_pid(after["conductor"])) == survivor.proc.pid
+            print(f"hand-over to the other host took {took_over:.2f} s")
+            carried = _state_where(phone, lambda m: m["round"] == round_id and m["tallies"].get(target) == 2)
+            assert carried["tallies"][target] == 2  # both hosts' votes, carried by the new conductor
+            time.sleep(3.0)
+            reader.stop.set()
+            assert [t for t, _ in reader.arrivals if t > killed + took_over], "the stream did not resume"
+            print(f"longest stream gap {reader.longest_gap(after=killed):.2f} s")
