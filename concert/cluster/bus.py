@@ -27,7 +27,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
 
-from concert.store.base import StoreUnavailableError
+from concert.store.base import StoreUnavailableError, honour_cancellation
 from concert.store.redis_store import redact_url
 
 COMMANDS_MAXLEN = 10_000  # commands kept in the stream (older ones are trimmed)
@@ -68,6 +68,7 @@ class Bus:
             yield
         except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as e:
             raise StoreUnavailableError(f"Redis at {redact_url(self.url)} did not answer: {e}") from None
+        honour_cancellation()
 
     # ----- conductor → workers ------------------------------------------------
     async def publish_state(self, frame: str) -> None:
@@ -180,6 +181,7 @@ class Bus:
                 backoff = 0.1
                 while not stop.is_set():
                     msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
+                    honour_cancellation()
                     if msg is not None and msg["type"] == "message":
                         yield channels[msg["channel"].decode()], msg["data"]
             except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError):

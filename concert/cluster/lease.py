@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from concert.store.base import honour_cancellation
+
 # KEYS: lease.  ARGV: owner, ttl ms.  1 if the owner holds it (and it was extended), else 0.
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -61,13 +63,15 @@ class Lease:
 
     async def acquire(self) -> bool:
         """Take the lease if nobody holds it (or this owner already does); True when held."""
-        if await self.redis.set(self.key, self.owner, nx=True, px=self._ttl_ms):
-            return True
-        return await self.renew()
+        taken = await self.redis.set(self.key, self.owner, nx=True, px=self._ttl_ms)
+        honour_cancellation()
+        return True if taken else await self.renew()
 
     async def renew(self) -> bool:
         """Extend the lease; False when this owner no longer holds it."""
-        return bool(await self.redis.eval(_RENEW, 1, self.key, self.owner, self._ttl_ms))
+        held = bool(await self.redis.eval(_RENEW, 1, self.key, self.owner, self._ttl_ms))
+        honour_cancellation()
+        return held
 
     async def release(self) -> bool:
         """Give the lease up if held; True when it was."""
@@ -75,6 +79,7 @@ class Lease:
 
     async def holder(self) -> str | None:
         value = await self.redis.get(self.key)
+        honour_cancellation()
         if value is None:
             return None
         return value.decode() if isinstance(value, bytes) else str(value)

@@ -33,6 +33,7 @@ from concert.server.limits import (
     too_many_connections,
 )
 from concert.server.outage import Outage
+from concert.store.base import honour_cancellation
 
 CONNECTION_TTL_S = 60  # a connection not refreshed for this long is forgotten (its worker died), seconds
 REFRESH_EVERY_S = 20.0  # how often a worker refreshes its connections' expiry, seconds
@@ -96,6 +97,7 @@ class SharedLimits:
         except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as e:
             self.outage.failed(e)
             return None
+        honour_cancellation()
         self.outage.ok()
         return int(reply)
 

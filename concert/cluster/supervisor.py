@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 RESTART_BACKOFF_S = (0.5, 1.0, 2.0, 5.0)  # waits before restarting a child that keeps dying, seconds
 STABLE_S = 30.0  # a child that lived this long starts its back-off afresh when it dies, seconds
+STOP_GRACE_S = 5.0  # a conductor told to stop that is still running after this exits hard, seconds
 
 
 def _die_with_parent() -> None:
@@ -58,11 +59,22 @@ def conductor_main(config: ServeConfig, owner: str, log_level: str) -> None:
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+
+        def _stop() -> None:  # a clean stop saves the snapshot; a stuck one must not play on as an orphan
+            stop.set()
+            loop.call_later(STOP_GRACE_S, _exit_hard)
+
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, _stop)
         await conduct(config, owner, stop)
 
     asyncio.run(main())
+
+
+def _exit_hard() -> None:
+    log.error("the conductor did not stop within %.0f s of being told to; exiting now", STOP_GRACE_S)
+    logging.shutdown()
+    os._exit(1)
 
 
 def reuse_port_socket(host: str, port: int, listen: bool) -> socket.socket:
@@ -153,7 +165,7 @@ class Supervisor:
             if now >= child.due:
                 self._start(child)
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = STOP_GRACE_S + 2.0) -> None:
         for child in self.children:
             if child.process is not None and child.process.is_alive():
                 child.process.terminate()

@@ -10,6 +10,7 @@ phone. Device ids come from `concert.server.identity` (verified cookies).
 
 from __future__ import annotations
 
+import asyncio
 import math
 import unicodedata
 from dataclasses import dataclass
@@ -42,6 +43,19 @@ class UnknownSuggestionError(KeyError):
 
 class StoreUnavailableError(ConnectionError):
     """The store's server could not be reached; the message names the URL (never its password)."""
+
+
+def honour_cancellation() -> None:
+    """Raise CancelledError if the current task was asked to stop and a call it awaited returned anyway.
+
+    redis-py (8.1) can swallow a cancellation: a command cancelled while it takes a connection from the pool
+    completes and returns its reply (an XREAD cancelled at once returned after its full block). A retrying loop
+    around such a call then runs on forever as "cancelling"; that is how a conductor ignored SIGTERM and played
+    on as an orphan. Every Redis call wrapper ends with this check.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 @dataclass(frozen=True)

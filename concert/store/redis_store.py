@@ -45,6 +45,7 @@ from concert.store.base import (
     check_round_id,
     clean_suggestion,
     created_us,
+    honour_cancellation,
 )
 
 REDIS_SCHEMES = ("redis", "rediss")
@@ -226,6 +227,7 @@ class RedisStore:
             ) from e
         except (redis_errors.ConnectionError, redis_errors.TimeoutError) as e:
             raise StoreUnavailableError(f"Redis at {self.url} is unavailable: {e}") from e
+        honour_cancellation()
 
     def _round_keys(self, round_id: int) -> list[str]:
         p = f"{self.config.key_prefix}round:{round_id}:"

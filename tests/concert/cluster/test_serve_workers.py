@@ -6,6 +6,7 @@ one set, and the one left plays on when the other dies."""
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
 import signal
@@ -69,12 +70,19 @@ class StreamReader(threading.Thread):
         self.stop = threading.Event()
 
     def run(self) -> None:
-        with urllib.request.urlopen(self.url, timeout=20) as r:
-            while not self.stop.is_set():
-                data = r.read1(4096)
-                if not data:
-                    return
-                self.arrivals.append((time.monotonic(), len(data)))
+        try:
+            with urllib.request.urlopen(self.url, timeout=20) as r:
+                while not self.stop.is_set():
+                    data = r.read1(4096)
+                    if not data:
+                        return
+                    self.arrivals.append((time.monotonic(), len(data)))
+        except (OSError, http.client.HTTPException):  # the stream ended: the arrivals tell how far it got
+            return
+
+    def finish(self) -> None:
+        self.stop.set()
+        self.join(timeout=20)
 
     def longest_gap(self, after: float) -> float:
         times = [t for t, _ in self.arrivals if t >= after - 1]
@@ -120,7 +128,7 @@ def test_two_workers_one_set_and_the_conductor_fails_over(redis_url: str, tmp_pa
             carried = _state_where(phones[1], lambda m: m["tallies"].get(target) == 8 and m["round"] == round_id)
             assert carried["round"] == round_id  # the same round stays open, its votes intact
             time.sleep(3.0)
-            reader.stop.set()
+            reader.finish()
             resumed = [t for t, _ in reader.arrivals if t > killed + took_over]
             assert resumed, "the stream did not resume after the hand-over"
             print(f"longest stream gap {reader.longest_gap(after=killed):.2f} s")
@@ -238,6 +246,6 @@ def test_two_hosts_play_one_set_and_the_survivor_plays_on(redis_url: str, tmp_pa
             carried = _state_where(phone, lambda m: m["round"] == round_id and m["tallies"].get(target) == 2)
             assert carried["tallies"][target] == 2  # both hosts' votes, carried by the new conductor
             time.sleep(3.0)
-            reader.stop.set()
+            reader.finish()
             assert [t for t, _ in reader.arrivals if t > killed + took_over], "the stream did not resume"
             print(f"longest stream gap {reader.longest_gap(after=killed):.2f} s")
