@@ -21,6 +21,7 @@ from prometheus_client import Histogram
 
 from concert.crowd import aggregator as agg
 from concert.crowd.ballots import Ballot, Cast, OpenBallots, Refused
+from concert.crowd.booth import MAX_BLOCKED, MAX_LOCK_BARS, Booth, Lock, Sample, check_words
 from concert.crowd.moderation import Moderator, SuggestionRefused
 from concert.crowd.rounds import Schedule, seconds_until
 from concert.store.base import RoundClosedError, Store, StoreUnavailableError, UnknownSuggestionError
@@ -98,6 +99,9 @@ class Conductor:
         self.store = store
         self.source = source
         self.moderator = moderator
+        self._base_moderator = moderator  # the shipped lists; the booth's words go on top (`block`)
+        self.booth = Booth()
+        self._clients = 0  # phones connected, as the last state build saw them
         self.setlist = setlist
         self.clock = clock
         self.mode = config.aggregator.mode
@@ -191,7 +195,9 @@ class Conductor:
             if bar >= landing:
                 self.counters.steering_latency.observe(max(0.0, landed_at - decided))
                 self._pending_landings.remove((landing, decided))
-        if self.mode == "anarchy" and bar > 0:
+        lock = self.booth.locked(bar)
+        self._sample(bar)
+        if self.mode == "anarchy" and bar > 0 and lock is None:
             self.mix = agg.anarchy_decay(self.mix, self.home, 1.0, self.config.aggregator)
             self._prompt_dirty = True
         if bar >= self.moves.close_bar and not self._closing:
@@ -243,7 +249,9 @@ class Conductor:
             d_result = agg.close_round(
                 direction.id, direction.live_options(), d_tallies, self.mix, self.config.aggregator
             )
-            if self.mode != "anarchy":
+            if self.booth.locked(lands) is not None:
+                pass  # the booth holds the mix: the result is recorded, the music stays
+            elif self.mode != "anarchy":
                 self.mix = d_result.mix
                 if d_result.changed:  # the crowd took the set somewhere new: the DJ's pins were for the old mix
                     self.pinned = Pinned()
@@ -254,9 +262,10 @@ class Conductor:
             promoted = await self._promoted_suggestions()
             await self._clear_board(keep={o.id[2:] for o in promoted})
         section = sched.section_for(lands)
-        if self.live.drop:
+        if self.live.drop or self.booth.drop_pending:  # the crowd's "drop it" or the booth's build-and-drop
             section = "drop"
             self.live = replace(self.live, drop=False)
+            self.booth.drop_pending = False
         ramp = self.config.ramp_bars if close_direction else 1
         landing = self._schedule(self._build_prompt(section, ramp_bars=ramp), at_bar=lands)
         if m_tallies:  # a phrase nobody voted on is no news
@@ -340,7 +349,7 @@ class Conductor:
 
     def pull(self, style: str) -> None:
         """A device's first direction vote for `style` in this round: in anarchy mode it moves the mix now."""
-        if self.mode == "anarchy":
+        if self.mode == "anarchy" and self.booth.locked(int(self.bar)) is None:
             self.mix = agg.anarchy_vote(self.mix, style, self.config.aggregator)
             self._prompt_dirty = True
             self._on_change()
@@ -430,6 +439,54 @@ class Conductor:
         finally:
             self._closing = False
 
+    def lock(self, style: str, bars: int) -> Lock:
+        """Play `style` from the next bar and hold it for `bars` bars: the crowd's rounds go on and are recorded,
+        but their results do not move the music until the lock runs out (or `unlock`)."""
+        if not isinstance(bars, int) or isinstance(bars, bool) or not 1 <= bars <= MAX_LOCK_BARS:
+            raise ValueError(f"lock 'bars' must be a whole number from 1 to {MAX_LOCK_BARS}, got {bars!r}")
+        landing = self.override(Prompt.of(style))
+        self.booth.lock = Lock(genre(style).id, landing + bars)
+        self._on_change()
+        return self.booth.lock
+
+    def unlock(self) -> None:
+        self.booth.lock = None
+        self._on_change()
+
+    def drop(self) -> dict[str, int]:
+        """A build from the next bar and the drop on the next phrase (where the crowd's "drop it" lands)."""
+        build = self._schedule(self._build_prompt("build", ramp_bars=1), at_bar=None)
+        self.booth.drop_pending = True
+        self._on_change()
+        return {"build_at_bar": build, "drop_at_bar": self.moves.lands_bar}
+
+    async def set_blocked(self, words: list[str], blocked: bool) -> list[str]:
+        """Add (or take back) words and phrases on the booth's blocklist; suggestions on the board that the new
+        list refuses leave it at once. The shipped list cannot be shrunk from the booth."""
+        words = check_words(words)
+        booth = self.booth
+        new = booth.blocked | set(words) if blocked else booth.blocked - set(words)
+        if len(new) > MAX_BLOCKED:
+            raise ValueError(f"the booth's blocklist holds at most {MAX_BLOCKED} entries")
+        booth.blocked = frozenset(new)
+        base = self._base_moderator
+        self.moderator = replace(base, blocked=base.blocked | booth.blocked)
+        if blocked:
+            for s in await self.store.top_suggestions(len(self._board)):
+                try:
+                    self.moderator.moderate(s.text)
+                except SuggestionRefused:
+                    await self.store.remove_suggestion(s.id)
+                    self._board.discard(s.id)
+        self._on_change()
+        return sorted(booth.blocked)
+
+    def _sample(self, bar: int) -> None:
+        bpm = self.now_playing.bpm if self.now_playing is not None else self.prompt.bpm or 0.0
+        energy = self.prompt.energy if self.prompt.energy is not None else 0.0
+        sample = Sample(self.clock(), bar, self.mix, float(bpm), float(energy), self.counters.votes, self._clients)
+        self.booth.history.add(sample)
+
     # ----- hand-over (another process takes the set on) ----------------------
     def snapshot(self) -> dict[str, Any]:
         """What a conductor in another process needs to carry the set on: the mix and everything that steers
@@ -449,6 +506,7 @@ class Conductor:
             "moves": self.moves.as_json(),
             "board": sorted(self._board),
             "suggested": dict(self._suggested),
+            "booth": self.booth.snapshot(int(self.bar)),
         }
 
     def restore(self, snap: Mapping[str, Any]) -> None:
@@ -482,6 +540,12 @@ class Conductor:
         self.direction, self.moves = direction, moves
         self._board = {str(b) for b in snap.get("board", ())}
         self._suggested = {str(d): int(n) for d, n in dict(snap.get("suggested", {})).items()}
+        try:
+            self.booth.restore(dict(snap.get("booth") or {}), bar)
+        except (KeyError, TypeError, ValueError) as e:
+            log.warning("the booth's lock and blocklist could not be carried on (%r)", e)
+        base = self._base_moderator
+        self.moderator = replace(base, blocked=base.blocked | self.booth.blocked)
         self._schedule(self._build_prompt(sched.section_for(bar + 1), ramp_bars=0), at_bar=None)
         self._on_change()
 
@@ -492,6 +556,8 @@ class Conductor:
 
     async def state(self, clients: int) -> dict[str, Any]:
         d, m = self.direction, self.moves
+        self._clients = clients
+        lock = self.booth.locked(int(self.bar))
         d_t = self._live_tallies(d, await self.store.tallies(d.id))
         m_t = self._live_tallies(m, await self.store.tallies(m.id))
         suggestions = await self.store.top_suggestions(10)
@@ -522,6 +588,7 @@ class Conductor:
             "clients": clients,
             "last_result": self.last_result,
             "notice": self.notice,
+            "locked": None if lock is None else lock.as_json(),
         }
 
 

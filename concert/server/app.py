@@ -124,13 +124,32 @@ async def _json_body(request: Request) -> dict[str, Any]:
     return body
 
 
+def _query_body(request: Request) -> dict[str, Any]:
+    since = request.query_params.get("since")
+    if since is None:
+        return {}
+    try:
+        return {"since": float(since)}
+    except ValueError:
+        raise ValueError(f"'since' must be a number of seconds since the epoch, got {since!r}") from None
+
+
+def _who(request: Request) -> str:
+    """Who did it, for the setlist: the name the console's operator gave (printable, 40 characters at most) and
+    the address the request came from."""
+    name = "".join(ch for ch in request.headers.get("x-operator", "")[:40] if ch.isprintable()).strip() or "booth"
+    host = request.client.host if request.client is not None else "?"
+    return f"{name}@{host}"
+
+
 def _dj(action: str):  # type: ignore[no-untyped-def]
     async def endpoint(request: Request) -> Response:
         if not _authorised(request):
             return JSONResponse({"error": "unauthorised", "message": "DJ token missing or wrong"}, status_code=401)
         rt = _rt(request)
         try:
-            body = await _json_body(request) if request.method == "POST" else {}
+            body = await _json_body(request) if request.method == "POST" else _query_body(request)
+            body["_who"] = _who(request)
             result = {"join_url": rt.config.join_url} if action == "check" else await rt.act(action, body)
         except (ValueError, PromptError, UnknownStyleError) as e:
             return JSONResponse({"error": "bad_request", "message": str(e)}, status_code=400)
@@ -173,6 +192,11 @@ def create_app(config: ServeConfig, worker: str | None = None) -> Starlette:
         Route("/api/dj/mode", _dj("mode"), methods=["POST"]),
         Route("/api/dj/veto", _dj("veto"), methods=["POST"]),
         Route("/api/dj/skip", _dj("skip"), methods=["POST"]),
+        Route("/api/dj/lock", _dj("lock"), methods=["POST"]),
+        Route("/api/dj/drop", _dj("drop"), methods=["POST"]),
+        Route("/api/dj/panic", _dj("panic"), methods=["POST"]),
+        Route("/api/dj/blocklist", _dj("blocklist"), methods=["GET", "POST"]),
+        Route("/api/dj/history", _dj("history"), methods=["GET"]),
         WebSocketRoute("/ws", audience_socket),
         Route("/static/{name}", static),
     ]

@@ -89,13 +89,23 @@ class Runtime:
         self.news.set()
 
     async def act(self, action: str, body: dict[str, Any]) -> dict[str, Any]:
-        """Run one of the booth's actions (`concert.server.actions`); ValueError for a bad one."""
-        from concert.server.actions import DJ_ACTIONS
+        """Run one of the booth's actions (`concert.server.actions`); ValueError for a bad one. One that changes
+        the set lands in the setlist and the console's list with `body["_who"]` (set by the HTTP endpoint)."""
+        from concert.server.actions import DJ_ACTIONS, LOGGED
 
         run = DJ_ACTIONS.get(action)
         if run is None:
             raise ValueError(f"unknown action {action!r}; one of {', '.join(DJ_ACTIONS)}")
-        return await run(self.conductor, body)
+        body = dict(body)
+        who = str(body.pop("_who", "booth"))[:120]
+        result = await run(self.conductor, self.deck, body)
+        if action in LOGGED and (action != "blocklist" or body):
+            c = self.conductor
+            entry = c.booth.record(c.clock(), who, action, {"bar": int(c.bar), "request": body, "result": result})
+            if c.setlist is not None:
+                c.setlist(entry)
+            self.news.set()
+        return result
 
     async def health(self) -> tuple[dict[str, object], int]:
         """(body, HTTP status) of /healthz: "ok" only when the configured backend is the one playing; 503 only

@@ -14,6 +14,9 @@ same place on its bar clock. The states:
     primary ──(primary buffer < crossfade + block, or its producer failed)──▶ to_fallback ──▶ fallback
     fallback ──(primary buffer full, its recent chunks faster than resume_rtf)──▶ to_primary ──▶ primary
 
+The booth's panic (`hold_fallback(True)`) crossfades to the fallback at once and keeps it there until released;
+then the primary returns by the usual rule.
+
 A handover is an equal-power crossfade over `crossfade` seconds: there is never dead air. While the synth
 plays, the primary keeps rendering (one of its blocks is dropped whenever its buffer is full), so its
 real-time factor stays measured and its music keeps following the prompt.
@@ -61,6 +64,7 @@ class FailoverStats:
     handovers: int = 0  # times the synth took over from the token engine
     returns: int = 0  # times the token engine came back
     gaps: int = 0  # blocks the primary could not supply at a handover (faded in from silence): audible underruns
+    panics: int = 0  # times the booth's panic sent the set to the fallback
     primary_seconds: float = 0.0  # audio the primary led (its crossfades included)
     fallback_seconds: float = 0.0  # audio the fallback led (its crossfades included)
 
@@ -92,6 +96,7 @@ class Failover:
         self._pos = 0  # samples into the current crossfade
         self._played = 0  # samples handed out
         self._lock = threading.Lock()  # guards the clock
+        self._held = False  # the booth's panic: the fallback plays until released
         self.clock = BarClock()  # the set's bar clock
 
     # ----- lifecycle ----------------------------------------------------------------------------------------
@@ -121,6 +126,17 @@ class Failover:
             self._switch(FALLBACK)
         return True
 
+    def hold_fallback(self, held: bool) -> None:
+        """The booth's panic: crossfade to the fallback now and stay there (True), or let the primary return
+        once it keeps up (False). ValueError on a set with no fallback (the synth already plays)."""
+        if self.fallback is None:
+            raise ValueError("this set plays the synth itself: panic has no other source to crossfade to")
+        self._held = bool(held)
+
+    @property
+    def held(self) -> bool:
+        return self._held
+
     # ----- Steerable ------------------------------------------------------------------------------------------
     @property
     def state(self) -> str:
@@ -149,6 +165,7 @@ class Failover:
             "audible": self._lead(),
             "state": self._state,
             "fallback": self.fallback is not None,
+            "panic": self._held,
             "primary_error": None if primary is None else repr(primary),
             "buffered_seconds": round(self.buffered_seconds, 3),
         }
@@ -180,10 +197,13 @@ class Failover:
         if self.fallback is None:
             return self._emit(self.primary.read(), PRIMARY)
         fb = self.fallback.read()  # always: the fallback stays in step with playback
-        if self._state == PRIMARY and self._primary_failing():
+        if self._held and self._state in (PRIMARY, TO_PRIMARY):
+            self.stats.panics += 1
+            self._switch(TO_FALLBACK, panic=True)
+        elif self._state == PRIMARY and self._primary_failing():
             self._switch(TO_FALLBACK)
         elif self._state == FALLBACK:
-            if self._primary_recovered():
+            if not self._held and self._primary_recovered():
                 self._switch(TO_PRIMARY)
             elif self.primary.buffered_samples >= self.primary.target_samples:
                 self.primary.read()  # drop a block so the primary keeps rendering (and being measured)
@@ -241,8 +261,10 @@ class Failover:
             and max(recent) <= self.config.resume_rtf
         )
 
-    def _switch(self, state: str) -> None:
-        if state == TO_FALLBACK:
+    def _switch(self, state: str, panic: bool = False) -> None:
+        if panic:
+            log.warning("panic from the booth: crossfading to the synth until it is released")
+        elif state == TO_FALLBACK:
             self.stats.handovers += 1
             if self.primary.error is not None:
                 log.error("the token engine failed (%r); the synth plays on", self.primary.error)
@@ -252,8 +274,9 @@ class Failover:
         elif state == TO_PRIMARY:
             self.stats.returns += 1
             log.info("the token engine caught up; crossfading back")
+        reversing = {self._state, state} == {TO_FALLBACK, TO_PRIMARY}
         self._state = state
-        self._pos = 0
+        self._pos = max(0, self._fade - self._pos) if reversing else 0  # a crossfade turned back keeps its gains
 
     def _mix(self, pr: Chunk | None, fb: Chunk | None) -> np.ndarray:
         n = self.block_samples

@@ -309,3 +309,49 @@ def test_dj_controls(slow_rounds: Server) -> None:
         assert get_json(f"{base}/mode", "sesame", {"mode": "chaos"})[0] == 400
         assert get_json(f"{base}/mode", "sesame", {"mode": "blend"})[0] == 200
         until(ws, lambda m: m["type"] == "state" and m["mode"] == "blend", 10, "mode")
+
+
+def test_booth_actions_land_in_the_setlist_with_who_and_when(tmp_path: Path) -> None:
+    args = ("--round-bars", "16", "--song-phrases", "1", "--dj-token", "sesame", "--record", str(tmp_path / "rec"))
+    with serve(*args, *ONE_NAT, log_dir=tmp_path) as s, connect(s.ws) as ws:
+        base = f"{s.http}/api/dj"
+
+        def post(action: str, body: dict, operator: str = "Ana") -> tuple[int, dict]:
+            req = urllib.request.Request(f"{base}/{action}", data=json.dumps(body).encode())
+            req.add_header("Authorization", "Bearer sesame")
+            req.add_header("X-Operator", operator)
+            try:
+                with urllib.request.urlopen(req, timeout=10) as r:
+                    return r.status, json.loads(r.read())
+            except urllib.error.HTTPError as e:
+                with e:
+                    return e.code, json.loads(e.read())
+
+        recv_json(ws)
+        assert get_json(f"{base}/lock", None, {"style": "techno", "bars": 8})[0] == 401
+        status, body = post("lock", {"style": "techno", "bars": 8})
+        assert status == 200 and body["locked"]["style"] == "techno"
+        m = until(ws, lambda m: m["type"] == "state" and m.get("locked"), 10, "the lock in the state")
+        assert m["locked"]["style"] == "techno" and m["prompt"] == [{"style": "techno", "weight": 1.0}]
+        assert post("lock", {"style": "techno", "bars": 0.5})[0] == 400
+        status, body = post("drop", {})
+        assert status == 200 and body["drop_at_bar"] >= body["build_at_bar"]
+        status, body = post("panic", {"on": True})  # a synth set has nothing to fall back to: said plainly
+        assert status == 400 and "panic" in body["message"]
+        assert post("blocklist", {"add": ["wobbly"]}, operator="Bo")[1]["blocked"] == ["wobbly"]
+        assert get_json(f"{base}/blocklist", "sesame")[1]["blocked"] == ["wobbly"]
+        assert reply(ws, {"type": "suggest", "text": "wobbly techno"})["type"] == "error"
+        status, hist = get_json(f"{base}/history", "sesame")
+        assert status == 200 and hist["locked"]["style"] == "techno" and hist["panic"] is False
+        assert [a["action"] for a in hist["actions"]] == ["lock", "drop", "blocklist"]  # refused ones change nothing
+        assert [a["who"] for a in hist["actions"]] == ["Ana@127.0.0.1", "Ana@127.0.0.1", "Bo@127.0.0.1"]
+        assert hist["samples"] and all(set(x) >= {"at", "bar", "mix", "bpm", "votes"} for x in hist["samples"])
+        assert get_json(f"{base}/history?since=abc", "sesame")[0] == 400
+    lines = [json.loads(x) for x in (tmp_path / "rec").glob("*/setlist.jsonl").__next__().read_text().splitlines()]
+    booth = [x for x in lines if x.get("event") == "booth"]
+    assert [(x["action"], x["who"]) for x in booth] == [
+        ("lock", "Ana@127.0.0.1"),
+        ("drop", "Ana@127.0.0.1"),
+        ("blocklist", "Bo@127.0.0.1"),
+    ]
+    assert all(isinstance(x["at"], float) and "wall" in x for x in booth)

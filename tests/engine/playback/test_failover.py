@@ -230,6 +230,7 @@ def test_a_deck_without_fallback_plays_its_source_and_owns_the_bar_clock() -> No
         "audible": PRIMARY,
         "state": PRIMARY,
         "fallback": False,
+        "panic": False,
         "primary_error": None,
         "buffered_seconds": deck.health()["buffered_seconds"],
     }
@@ -268,3 +269,37 @@ def test_misconfiguration_is_refused() -> None:
         Failover(primary, other, FailoverConfig(crossfade=0.1))
     with pytest.raises(ValueError, match="resume_rtf"):
         FailoverConfig(resume_rtf=1.5)
+
+
+def test_panic_holds_the_synth_with_crossfades_until_released() -> None:
+    failover, _ = make()
+    failover.start()
+    try:
+        assert failover.wait_ready(10)
+        before = play(failover, 2.0)
+        failover.hold_fallback(True)
+        held = play(failover, 6.0)
+        assert failover.state == FALLBACK and failover.health()["panic"] is True  # a healthy engine stays off
+        failover.hold_fallback(False)
+        released = play(failover, 10.0)
+    finally:
+        failover.close()
+    assert failover.state == PRIMARY and failover.health()["panic"] is False
+    stats = failover.stats
+    assert stats.panics == 1 and stats.handovers == 0 and stats.returns == 1 and stats.gaps == 0
+    blocks = before + held + released
+    assert all(b is not None for b in blocks), "no dead air through the panic and back"
+    pcm = np.concatenate([b.pcm for b in blocks if b is not None])  # (samples,)
+    win = SR // 4
+    rms = np.sqrt((pcm[: len(pcm) // win * win].reshape(-1, win) ** 2).mean(axis=1))  # (windows,)
+    assert rms.min() > 0.1 * np.median(rms)
+
+
+def test_panic_on_a_deck_without_fallback_is_refused() -> None:
+    deck = Failover(
+        Lookahead(StyleSynth(SynthConfig(sample_rate=SR, seed=3), Prompt.of("techno")), LookaheadConfig(0.6, BLOCK)),
+        None,
+        FailoverConfig(),
+    )
+    with pytest.raises(ValueError, match="panic has no other source"):
+        deck.hold_fallback(True)
