@@ -1,5 +1,6 @@
 // The DJ console: live state, crowd control and the prompt override.
 import { $, el, setText, setAttr, connect, prettyStyle, mixText, fmtClock, plural, keyedList } from "./common.js";
+import { initBooth, operatorName } from "./booth.js";
 
 // ---------- token ----------
 // The token comes in the URL once; it moves to sessionStorage and out of the
@@ -34,17 +35,19 @@ if (!token) {
     "(the token given to `concert serve --dj-token`). Live state is shown below; the controls need the token.");
 }
 
-async function api(path, body) {
+async function api(path, body, method = "POST") {
   if (!token) {
     showAuthError("Not authorized: no DJ token. Open this page as /dj?token=YOUR_TOKEN.");
     return { ok: false, message: "no DJ token" };
   }
   let res;
   try {
+    const headers = { "Authorization": `Bearer ${token}`, "X-Operator": encodeURIComponent(operatorName()) };
+    if (method === "POST") headers["Content-Type"] = "application/json";
     res = await fetch(path, {
-      method: "POST",
-      headers: { "Authorization": `Bearer ${token}`, "Content-Type": "application/json" },
-      body: JSON.stringify(body ?? {}),
+      method,
+      headers,
+      body: method === "POST" ? JSON.stringify(body ?? {}) : undefined,
       cache: "no-store",
     });
   } catch (e) {
@@ -247,6 +250,8 @@ for (const radio of document.querySelectorAll('input[name="mode"]')) {
     if (radio.checked) act("/api/dj/mode", { mode: radio.value }, `Mode: ${radio.value}.`);
   });
 }
+if (token) initBooth({ api, act, toast, labels });
+
 function veto(option, label) {
   act("/api/dj/veto", { option }, `Vetoed ${label || option}.`);
 }

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 HISTORY_S = 3600.0  # seconds of the set the console's plot can show
+MAX_SAMPLES = 4096  # samples kept at most: an hour of bars at 240 bpm and more
 ACTIONS_KEPT = 200  # booth actions the console can list (all of them go to the setlist)
 MAX_LOCK_BARS = 1024  # the longest lock, bars (about half an hour at 140 bpm)
 MAX_WORD_CHARS = 40  # the longest word or phrase the booth may block, characters
@@ -57,7 +58,7 @@ class History:
         if not seconds > 0:
             raise ValueError(f"history seconds must be > 0, got {seconds!r}")
         self.seconds = seconds
-        self._samples: deque[Sample] = deque()
+        self._samples: deque[Sample] = deque(maxlen=MAX_SAMPLES)  # bounded when the clock runs fast too (a soak)
 
     def add(self, sample: Sample) -> None:
         self._samples.append(sample)

@@ -87,6 +87,7 @@ async def history(conductor: Conductor, deck: Failover, body: dict[str, Any]) ->
         "samples": booth.history.since(float(since)),
         "actions": list(booth.actions),
         "panic": deck.held,
+        "panic_available": deck.fallback is not None,
         "locked": None if booth.lock is None else booth.lock.as_json(),
     }
 

@@ -9,6 +9,7 @@ import io
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import segno
 from starlette.applications import Starlette
@@ -137,7 +138,8 @@ def _query_body(request: Request) -> dict[str, Any]:
 def _who(request: Request) -> str:
     """Who did it, for the setlist: the name the console's operator gave (printable, 40 characters at most) and
     the address the request came from."""
-    name = "".join(ch for ch in request.headers.get("x-operator", "")[:40] if ch.isprintable()).strip() or "booth"
+    raw = unquote(request.headers.get("x-operator", "")[:400])  # the console percent-encodes it (any script)
+    name = "".join(ch for ch in raw[:40] if ch.isprintable()).strip() or "booth"
     host = request.client.host if request.client is not None else "?"
     return f"{name}@{host}"
 

@@ -37,6 +37,7 @@ from selenium.common.exceptions import (  # noqa: E402
 )
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.remote.webelement import WebElement  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
@@ -560,9 +561,7 @@ def test_dj_without_token_shows_auth_error(server: str, driver: webdriver.Chrome
     open_page(driver, server + "/dj?token=wrong")
     wait(driver, lambda d: "token" not in d.current_url, what="token moved out of the address bar")
     err = driver.find_element(By.ID, "auth-error")
-    assert not err.is_displayed()
-    driver.find_element(By.ID, "voting-btn").click()
-    wait(driver, lambda d: err.is_displayed() and "401" in err.text, what="401 shown")
+    wait(driver, lambda d: err.is_displayed() and "401" in err.text, what="401 shown as the console loads")
     assert api_state(server)["voting"] == "open"
     assert _post(server + "/api/dj/voting", {"voting": "paused"}, token=None)[0] == 401
     driver.execute_script("sessionStorage.clear()")
@@ -684,3 +683,52 @@ def test_dj_mode_veto_skip_and_override(server: str, driver: webdriver.Chrome) -
     assert msg.text.startswith("Now playing"), msg.text
     wait(driver, lambda d: any(p["style"] == "techno" for p in api_state(server)["prompt"]), what="prompt applied")
     shot(driver, "dj_after")
+
+
+def test_dj_booth_locks_drops_blocks_and_draws_the_last_hour(server: str, driver: webdriver.Chrome) -> None:
+    open_page(driver, server + f"/dj?token={DJ_TOKEN}")
+    desktop(driver)
+    wait(driver, lambda d: d.find_element(By.ID, "s-bar").text.isdigit(), what="live state")
+    try:
+        name = driver.find_element(By.ID, "operator")
+        name.clear()
+        name.send_keys("Zoë", Keys.TAB)  # any script: it travels percent-encoded
+        style = driver.find_element(By.ID, "lock-style")
+        style.send_keys("techno")
+        bars = driver.find_element(By.ID, "lock-bars")
+        bars.clear()
+        bars.send_keys("8")
+        driver.find_element(By.CSS_SELECTOR, "#lock-form button[type=submit]").click()
+        status = driver.find_element(By.ID, "lock-status")
+        wait(driver, lambda d: status.text.startswith("Locked: "), what="lock shown")
+        assert api_state(server)["locked"]["style"] == "techno"
+        driver.find_element(By.ID, "drop-btn").click()
+        ctl = driver.find_element(By.ID, "ctl-msg")
+        wait(driver, lambda d: "drop on bar" in ctl.text, what="drop answered")
+        panic = driver.find_element(By.ID, "panic-btn")
+        wait(driver, lambda d: not panic.is_enabled(), what="panic unavailable on a synth set")
+        assert "synth itself" in driver.find_element(By.ID, "panic-note").text
+        word = driver.find_element(By.ID, "block-word")
+        word.send_keys("wobbly")
+        driver.find_element(By.CSS_SELECTOR, "#block-form button[type=submit]").click()
+        wait(driver, lambda d: "wobbly" in d.find_element(By.ID, "blocked").text, what="word listed")
+        log = driver.find_element(By.ID, "booth-log")
+        wait(driver, lambda d: "Zoë@127.0.0.1 · blocklist" in log.text, timeout=15, what=f"booth log {log.text!r}")
+        assert "Zoë@127.0.0.1 · lock techno for 8 bars" in log.text and "drop" in log.text
+        summary = driver.find_element(By.ID, "plot-summary")
+        wait(driver, lambda d: "Techno" in summary.text, timeout=20, what=f"the lock in the plot {summary.text!r}")
+        assert summary.text.startswith("Last ") and "BPM" in summary.text
+        assert driver.find_elements(By.CSS_SELECTOR, "#plot svg polygon"), "no genre bands drawn"
+        assert driver.find_elements(By.CSS_SELECTOR, "#plot svg polyline"), "no tempo line drawn"
+        a11y_smoke(driver)
+        shot(driver, "dj_booth")
+        driver.find_element(By.ID, "unlock-btn").click()
+        wait(driver, lambda d: status.text == "Not locked.", what="unlocked")
+        unblock = driver.find_element(By.CSS_SELECTOR, "#blocked button")
+        assert unblock.accessible_name == "Unblock wobbly"
+        unblock.click()
+        wait(driver, lambda d: not d.find_elements(By.CSS_SELECTOR, "#blocked li"), what="word unblocked")
+    finally:
+        _post(server + "/api/dj/lock", {"bars": 0})
+        _post(server + "/api/dj/blocklist", {"remove": ["wobbly"]})
+        phone(driver, *PHONE)
