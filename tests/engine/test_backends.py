@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine.backends import BackendConfig, build_source
+from engine.backends import EMBEDDED_TOP_K, BackendConfig, build_source
 from engine.generate.continuation import TokenSource
 from engine.lm.linear import StepLinear
 from engine.music.prompt import Prompt
@@ -16,6 +16,7 @@ def test_backends_by_name_share_the_source_interface() -> None:
     assert isinstance(synth, StyleSynth) and synth.sample_rate == 24000
     emb = build_source(BackendConfig(name="embedded", seed=1), Prompt.of("techno"))
     assert isinstance(emb, TokenSource)
+    assert emb.config.top_k == EMBEDDED_TOP_K < emb.lm.config.card  # a filter over the 256 tokens, not all of them
     assert next(emb.lm.parameters()).dtype == torch.bfloat16  # activations; the linears run on int8 weights
     assert all(m.int8 is not None for m in emb.lm.modules() if isinstance(m, StepLinear))
     assert 8e6 < sum(p.numel() for p in emb.lm.parameters()) < 15e6  # the embedded size
