@@ -67,6 +67,7 @@ def _serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         standbys=args.standbys,
         lease_s=args.lease,
+        status_line=args.workers <= 1 and not args.no_status,
     )
     if args.dj_token:
         kwargs["dj_token"] = args.dj_token
@@ -96,9 +97,9 @@ def _serve(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(config.torch_threads)
-    print(f"concert: audience page  {config.join_url}", flush=True)
-    print(f"concert: listener page  {config.join_url}listen", flush=True)
-    print(f"concert: DJ console     {config.join_url}dj?token={config.dj_token}", flush=True)
+    from concert.server.terminal import banner
+
+    print(banner(config, qr=not args.no_qr), end="", flush=True)
     descriptors = raise_descriptor_limit()
     server = dict(
         http=HeadDeadlineH11,  # h11 bounds the request head (httptools read 32 MiB of headers) and times it out
@@ -388,6 +389,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--public-url", default=None, help="URL for the QR code, e.g. http://192.168.1.20:8000/")
     s.add_argument("--log-level", default="info")
+    s.add_argument("--no-qr", action="store_true", help="do not draw the join QR code in the terminal")
+    s.add_argument("--no-status", action="store_true", help="no status line (backend, buffered audio, phones)")
     limits = LimitsConfig()
     s.add_argument("--allow-origin", action="append", default=[], help="another web origin that may open the socket")
     s.add_argument(

@@ -49,6 +49,7 @@ class ServeConfig:
     workers: int = 1  # web worker processes; more than 1 runs the set in its own conductor process, on Redis
     standbys: int = 1  # with workers > 1: conductor processes waiting to take over if the playing one dies
     lease_s: float = 3.0  # seconds the conductor's Redis lease lives unrenewed (a standby takes over after it)
+    status_line: bool = False  # print the booth's status line (in place on a terminal, a line a minute in a log)
 
     def __post_init__(self) -> None:
         if self.output not in OUTPUTS:

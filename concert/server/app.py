@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import importlib.resources
@@ -177,7 +178,20 @@ def create_app(config: ServeConfig, worker: str | None = None) -> Starlette:
         async with runtime as rt:
             app.state.runtime = rt
             app.state.registry = metrics.make_registry(rt)
-            yield
+            status = None
+            if config.status_line and worker is None:
+                from concert.server.terminal import status_loop
+
+                def now() -> dict[str, object]:
+                    c = rt.conductor
+                    return {"bar": int(c.bar), "now_playing": c.now_playing.as_json() if c.now_playing else None}
+
+                status = asyncio.create_task(status_loop(rt.health, now), name="status line")
+            try:
+                yield
+            finally:
+                if status is not None:
+                    status.cancel()
 
     routes = [
         Route("/", _page("index.html", set_cookie=True)),
