@@ -47,10 +47,12 @@ def reply(ws: ClientConnection, frame: dict | str) -> dict:
     return until(ws, lambda m: m["type"] in ("ack", "error"), 10, "a reply")
 
 
-def get_json(url: str, token: str | None = None, body: dict | None = None) -> tuple[int, dict]:
+def get_json(url: str, token: str | None = None, body: dict | None = None, operator: str = "") -> tuple[int, dict]:
     req = urllib.request.Request(url, data=None if body is None else json.dumps(body).encode())
     if token:
         req.add_header("Authorization", f"Bearer {token}")
+    if operator:
+        req.add_header("X-Operator", operator)
     try:
         with urllib.request.urlopen(req, timeout=10) as r:
             return r.status, json.loads(r.read())
@@ -317,15 +319,7 @@ def test_booth_actions_land_in_the_setlist_with_who_and_when(tmp_path: Path) -> 
         base = f"{s.http}/api/dj"
 
         def post(action: str, body: dict, operator: str = "Ana") -> tuple[int, dict]:
-            req = urllib.request.Request(f"{base}/{action}", data=json.dumps(body).encode())
-            req.add_header("Authorization", "Bearer sesame")
-            req.add_header("X-Operator", operator)
-            try:
-                with urllib.request.urlopen(req, timeout=10) as r:
-                    return r.status, json.loads(r.read())
-            except urllib.error.HTTPError as e:
-                with e:
-                    return e.code, json.loads(e.read())
+            return get_json(f"{base}/{action}", "sesame", body, operator=operator)
 
         recv_json(ws)
         assert get_json(f"{base}/lock", None, {"style": "techno", "bars": 8})[0] == 401
