@@ -123,6 +123,9 @@ class Conductor:
         self._closing = False
         self._prompt_dirty = False
         self._pending_landings: list[tuple[int, float]] = []  # (landing bar, wall time decided)
+        self._landing_notes: dict[int, dict[str, object]] = {  # landing bar -> what the setlist says landed there
+            0: {"label": genre(config.start_style).label, "winner": config.start_style, "by": "opening"}
+        }
         sched = config.schedule
         self.direction = self._new_direction(0)
         self.moves = self._new_moves(0)
@@ -191,6 +194,10 @@ class Conductor:
             self.bar = chunk.bar
 
     def _on_bar(self, bar: int, landed_at: float) -> None:
+        for at in [b for b in self._landing_notes if b <= bar]:  # heard now: the setlist (and CUE) marks it here
+            note = self._landing_notes.pop(at)
+            if self.setlist is not None:
+                self.setlist({"event": "landed", "bar": bar, **note})
         for landing, decided in list(self._pending_landings):
             if bar >= landing:
                 self.counters.steering_latency.observe(max(0.0, landed_at - decided))
@@ -292,6 +299,9 @@ class Conductor:
     def _record(self, ballot: Ballot, winner: str, tallies: Mapping[str, int], lands: int) -> None:
         option = ballot.option(winner)
         label = option.label if option is not None else winner
+        if ballot.kind == "direction" and winner != agg.STAY and self.booth.locked(lands) is None:
+            votes = sum(tallies.values())
+            self._landing_notes[lands] = {"label": label, "winner": winner, "by": "crowd", "votes": votes}
         self.last_result = {
             "round": ballot.id,
             "kind": ballot.kind,
@@ -397,6 +407,8 @@ class Conductor:
         section = prompt.section or self.config.schedule.section_for(int(self.bar) + 1)
         built = self._build_prompt(section, ramp_bars=prompt.ramp_bars)
         landing = self._schedule(built, at_bar=None)
+        label = " + ".join(genre(s).label for s, _ in self.mix)
+        self._landing_notes[landing] = {"label": label, "winner": self.mix[0][0], "by": "dj"}
         if self.setlist is not None:
             self.setlist({"event": "override", "prompt": built.as_json(), "lands_at_bar": landing})
         self._on_change()

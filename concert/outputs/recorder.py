@@ -3,6 +3,7 @@
     DIR/<UTC start, e.g. 20250614T213005Z>/
         audio-0000.w64  16-bit PCM at the source rate, written as it plays: the first `rotate_seconds` (1 h)
         audio-0001.w64  the next hour, and so on: each file is closed (and playable) as the next begins
+        audio-0000.cue  each closed file's CUE sheet: a track wherever a change landed (`concert.outputs.cue`)
         setlist.jsonl   one JSON object per event: {"t": s into the set, "wall": ISO UTC, ...}
 
 Why Wave64 (16-bit PCM): it must survive a SIGKILL or a power cut. libsndfile
@@ -33,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from concert.outputs.cue import cue_sheet
 from engine.source import Chunk
 
 RECORD_FORMATS: dict[str, tuple[str, str]] = {  # name: (libsndfile format, subtype); readable after a crash
@@ -208,8 +210,23 @@ class Recorder:
         if audio is not None:
             try:
                 audio.close()  # finalises the header
+                self._write_cue(len(self.audio_paths) - 1)
             except Exception as e:
                 self._error = self._error or e
+
+    def _write_cue(self, index: int) -> None:
+        """The CUE sheet of closed file `index`, from the setlist so far (writer thread; atomic rename)."""
+        records = []
+        for line in self.setlist_path.read_text(errors="replace").splitlines():
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                continue  # a line cut by a crash: the rest still mark the hour
+        audio = self.audio_paths[index]
+        text = cue_sheet(records, audio.name, index, self.config.rotate_seconds, opening="the set")
+        tmp = audio.with_suffix(".cue.part")
+        tmp.write_text(text)
+        os.replace(tmp, audio.with_suffix(".cue"))
 
     def _write(self, audio: sf.SoundFile | None, rate: int, pcm: np.ndarray) -> sf.SoundFile | None:
         """Write `pcm` at the set's end, starting a new file at every `rotate_seconds` boundary; returns the
@@ -220,6 +237,7 @@ class Recorder:
             if audio is None or (into == 0 and len(self.audio_paths) <= index):
                 if audio is not None:
                     audio.close()  # finalised: this hour plays in any player now
+                    self._write_cue(len(self.audio_paths) - 1)
                 kind, subtype = RECORD_FORMATS[self.config.format]
                 path = self._part_path(index)
                 audio = sf.SoundFile(path, "w", samplerate=rate, channels=1, format=kind, subtype=subtype)

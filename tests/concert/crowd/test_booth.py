@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from concert.crowd.booth import Booth, History, Lock, Sample, check_words
+from engine.music.prompt import Prompt
 from tests.concert.crowd.test_conductor import Set, run
 
 
@@ -145,3 +146,23 @@ def test_booth_pieces() -> None:
     for bad in ([], ["ok", ""], [3], ["tab\there"], ["w"] * 51):
         with pytest.raises(ValueError):
             check_words(bad)
+
+
+def test_the_setlist_marks_each_change_where_it_is_heard() -> None:
+    async def main() -> None:
+        s = Set()  # the direction round closes at bar 3 and lands on bar 4
+        d = s.c.direction
+        target = next(o for o in d.options if o.style is not None)
+        await s.c.vote("a", d.id, target.id)
+        await s.bars(6)
+        s.c.override(Prompt.of("ambient"))
+        await s.bars(3)
+        landed = [e for e in s.events if e["event"] == "landed"]
+        assert [(e["bar"], e["by"]) for e in landed[:2]] == [(0, "opening"), (4, "crowd")]
+        assert landed[1]["label"] == target.label and landed[1]["votes"] == 1
+        assert landed[2]["by"] == "dj" and landed[2]["label"] == "Ambient" and landed[2]["bar"] == 6
+        for e in landed[1:]:  # marked on the bar its glide starts: not in the mix before, in it by the next bar
+            bar, style = int(e["bar"]), str(e["winner"])
+            assert style not in dict(s.playing[bar - 1].mix) and style in dict(s.playing[bar + 1].mix)
+
+    run(main)

@@ -213,3 +213,24 @@ def test_a_long_set_rotates_into_files_that_each_play_and_join_seamlessly(tmp_pa
 def test_rotate_seconds_is_checked(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="rotate_seconds"):
         RecorderConfig(directory=tmp_path, rotate_seconds=0.0)
+
+
+def test_each_closed_hour_gets_a_cue_sheet_of_what_landed_in_it(tmp_path: Path) -> None:
+    recorder = Recorder(RecorderConfig(directory=tmp_path, rotate_seconds=1.0))
+    recorder.log({"event": "landed", "label": "House", "winner": "house", "by": "opening"})
+    for i in range(25):  # 2.5 s: files of 1 s, 1 s and 0.5 s
+        recorder.write(_chunk(i * BLOCK))
+        if i == 4:  # t = 0.5 s, in the first file
+            recorder.log({"event": "landed", "label": "Techno", "winner": "techno", "by": "crowd", "votes": 12})
+        if i == 14:  # t = 1.5 s, half way into the second
+            recorder.log({"event": "landed", "label": "Ambient", "winner": "ambient", "by": "dj"})
+    recorder.close()
+    cues = [p.with_suffix(".cue") for p in recorder.audio_paths]
+    assert all(c.is_file() for c in cues)
+    first, second, third = (c.read_text() for c in cues)
+    assert 'FILE "audio-0000.w64" WAVE' in first
+    assert '"House (opening)"' in first and "INDEX 01 00:00:00" in first
+    assert '"Techno (the crowd, 12 votes)"' in first and "INDEX 01 00:00:38" in first  # 0.5 s = 37.5 frames
+    assert second.index('"Techno (the crowd, 12 votes)"') < second.index('"Ambient (dj)"')  # carried, then landed
+    assert "INDEX 01 00:00:38" in second
+    assert third.count("TRACK") == 1 and '"Ambient (dj)"' in third  # the hour opens on what plays
