@@ -1,8 +1,8 @@
 """`--record DIR`: the set's audio and its setlist, both readable after a crash.
 
     DIR/<UTC start, e.g. 20250614T213005Z>/
-        audio-0000.w64  16-bit PCM at the source rate, written as it plays: the first `rotate_seconds` (1 h)
-        audio-0001.w64  the next hour, and so on: each file is closed (and playable) as the next begins
+        audio-0000.flac the first `rotate_seconds` (1 h), re-encoded losslessly once the next hour has begun
+        audio-0001.w64  the hour being written: 16-bit PCM at the source rate, as it plays
         audio-0000.cue  each closed file's CUE sheet: a track wherever a change landed (`concert.outputs.cue`)
         setlist.jsonl   one JSON object per event: {"t": s into the set, "wall": ISO UTC, ...}
 
@@ -11,7 +11,10 @@ writes a FLAC file's length into its header only at close and cannot read one
 that was never closed; Ogg Vorbis survives but loses the last 1.5-3 s still in
 the encoder. A Wave64 (or WAV) file whose header was never finalised is read to
 the end of its data, which the tests check by SIGKILLing a recording, and unlike
-WAV, Wave64 has no 4 GiB limit: a 24-hour set at 24 kHz is about 4 GiB.
+WAV, Wave64 has no 4 GiB limit. Once an hour is closed, an archiver thread re-encodes it to FLAC (same samples,
+about half the bytes), fsyncs it under a temporary name, renames it into place and only then removes the
+Wave64: a crash at any moment leaves each hour in one playable file or the other (`archive_flac=False` keeps the
+Wave64 files).
 
 The event loop only queues chunks and appends setlist lines to the file (a write into the page cache, which
 survives a SIGKILL); a writer thread does the disk work, fsyncs included (power-cut safety). A full
@@ -54,6 +57,7 @@ class RecorderConfig:
     queue_chunks: int = 256  # chunks waiting for the writer thread before writes are dropped
     sync_seconds: float = 10.0  # audio between fsyncs of the audio file (power-cut safety)
     rotate_seconds: float = 3600.0  # audio per file; a new file starts every this many seconds of the set
+    archive_flac: bool = True  # re-encode each closed file to FLAC (lossless, about half the size)
 
     def __post_init__(self) -> None:
         if self.format not in RECORD_FORMATS:
@@ -111,6 +115,10 @@ class Recorder:
         self._setlist_unsynced = threading.Event()  # set by `log`, cleared by the writer thread's fsync
         _fsync_directory(self.path)
         self._queue: queue.Queue[tuple[int, int, np.ndarray] | tuple[()] | None] = queue.Queue(config.queue_chunks)
+        self.archive_errors = 0  # closed files that could not be re-encoded (their Wave64 stays)
+        self._archive: queue.Queue[int | None] = queue.Queue()
+        self._archiver = threading.Thread(target=self._archive_run, name="concert-archiver", daemon=True)
+        self._archiver.start()
         self._thread = threading.Thread(target=self._run, name="concert-recorder", daemon=True)
         self._thread.start()
 
@@ -210,9 +218,47 @@ class Recorder:
         if audio is not None:
             try:
                 audio.close()  # finalises the header
-                self._write_cue(len(self.audio_paths) - 1)
+                self._closed_file(len(self.audio_paths) - 1)
             except Exception as e:
                 self._error = self._error or e
+        self._archive.put(None)
+
+    def _closed_file(self, index: int) -> None:
+        if self.config.archive_flac:
+            self._archive.put(index)  # the archiver writes its CUE sheet once the FLAC is in place
+        else:
+            self._write_cue(index)
+
+    def _archive_run(self) -> None:
+        while (index := self._archive.get()) is not None:
+            source = self.audio_paths[index]
+            target = source.with_suffix(".flac")
+            part = source.with_suffix(".flac.part")
+            try:
+                with (
+                    sf.SoundFile(source) as src,
+                    sf.SoundFile(
+                        part, "w", samplerate=src.samplerate, channels=1, format="FLAC", subtype="PCM_16"
+                    ) as dst,
+                ):
+                    for block in src.blocks(blocksize=1 << 18, dtype="int16"):  # (frames,) 16-bit, bit exact
+                        dst.write(block)
+                fd = os.open(part, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                os.replace(part, target)
+                _fsync_directory(self.path)
+                self.audio_paths[index] = target
+                source.unlink()
+            except Exception:
+                self.archive_errors += 1  # the Wave64 stays: the hour is kept, only bigger
+                part.unlink(missing_ok=True)
+            try:
+                self._write_cue(index)
+            except OSError:
+                pass  # the setlist still has every change
 
     def _write_cue(self, index: int) -> None:
         """The CUE sheet of closed file `index`, from the setlist so far (writer thread; atomic rename)."""
@@ -237,7 +283,7 @@ class Recorder:
             if audio is None or (into == 0 and len(self.audio_paths) <= index):
                 if audio is not None:
                     audio.close()  # finalised: this hour plays in any player now
-                    self._write_cue(len(self.audio_paths) - 1)
+                    self._closed_file(len(self.audio_paths) - 1)
                 kind, subtype = RECORD_FORMATS[self.config.format]
                 path = self._part_path(index)
                 audio = sf.SoundFile(path, "w", samplerate=rate, channels=1, format=kind, subtype=subtype)
@@ -258,6 +304,7 @@ class Recorder:
             self._queue.put((self._rate, self._position, np.zeros(0, np.float32)))  # may wait: fine at shutdown
         self._queue.put(None)
         self._thread.join()
+        self._archiver.join()
         os.fsync(self._setlist)
         os.close(self._setlist)
         if self._error is not None:

@@ -204,7 +204,9 @@ def test_a_long_set_rotates_into_files_that_each_play_and_join_seamlessly(tmp_pa
     for i in range(n):
         recorder.write(_chunk(i * BLOCK))
     recorder.close()
-    assert [p.name for p in recorder.audio_paths] == [f"audio-{i:04d}.w64" for i in range(4)]
+    assert [p.name for p in recorder.audio_paths] == [f"audio-{i:04d}.flac" for i in range(4)]  # closed: archived
+    assert not list(recorder.path.glob("*.w64")) and not list(recorder.path.glob("*.part"))
+    assert all(sf.info(str(p)).subtype == "PCM_16" for p in recorder.audio_paths) and recorder.archive_errors == 0
     parts = [sf.read(p, dtype="float32")[0] for p in recorder.audio_paths]  # every file opens and plays
     assert [len(p) for p in parts] == [RATE, RATE, RATE, RATE // 2]
     np.testing.assert_allclose(np.concatenate(parts), _expected(0, n * BLOCK), atol=1e-3)  # no sample lost
@@ -228,9 +230,24 @@ def test_each_closed_hour_gets_a_cue_sheet_of_what_landed_in_it(tmp_path: Path) 
     cues = [p.with_suffix(".cue") for p in recorder.audio_paths]
     assert all(c.is_file() for c in cues)
     first, second, third = (c.read_text() for c in cues)
-    assert 'FILE "audio-0000.w64" WAVE' in first
+    assert 'FILE "audio-0000.flac" WAVE' in first
     assert '"House (opening)"' in first and "INDEX 01 00:00:00" in first
     assert '"Techno (the crowd, 12 votes)"' in first and "INDEX 01 00:00:38" in first  # 0.5 s = 37.5 frames
     assert second.index('"Techno (the crowd, 12 votes)"') < second.index('"Ambient (dj)"')  # carried, then landed
     assert "INDEX 01 00:00:38" in second
     assert third.count("TRACK") == 1 and '"Ambient (dj)"' in third  # the hour opens on what plays
+
+
+def test_without_archiving_the_wave64_files_stay_bit_for_bit(tmp_path: Path) -> None:
+    plain = Recorder(RecorderConfig(directory=tmp_path / "plain", rotate_seconds=1.0, archive_flac=False))
+    packed = Recorder(RecorderConfig(directory=tmp_path / "packed", rotate_seconds=1.0))
+    for i in range(15):
+        plain.write(_chunk(i * BLOCK))
+        packed.write(_chunk(i * BLOCK))
+    plain.close()
+    packed.close()
+    assert [p.suffix for p in plain.audio_paths] == [".w64", ".w64"]
+    assert 'FILE "audio-0000.w64" WAVE' in plain.audio_paths[0].with_suffix(".cue").read_text()
+    for a, b in zip(plain.audio_paths, packed.audio_paths, strict=True):
+        np.testing.assert_array_equal(sf.read(a, dtype="int16")[0], sf.read(b, dtype="int16")[0])  # lossless
+        assert b.stat().st_size < a.stat().st_size

@@ -22,7 +22,7 @@ def test_a_short_soak_plays_records_and_loses_nothing(tmp_path: Path) -> None:
     assert r["underruns"] == 0 and r["dropped_audio_s"] == 0 and r["silence_s"] == 0
     assert r["votes"] > 100 and r["refused"] > 0 and r["rounds"] > 5  # the crowd voted, and misbehaved
     assert r["votes_lost"] == 0
-    files = sorted(Path(r["record"]).glob("audio-*.w64"))
+    files = sorted(Path(r["record"]).glob("audio-*.flac"))  # every hour closed and archived
     assert r["files"] == r["files_ok"] == len(files) == 3  # 180 s in 60 s files
     assert sum(sf.info(str(f)).duration for f in files) == pytest.approx(180.0, abs=0.2)
     setlist = (Path(r["record"]) / "setlist.jsonl").read_text().splitlines()
