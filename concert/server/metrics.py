@@ -143,3 +143,8 @@ def _outputs(rt: Runtime) -> Iterator[Metric]:
                 "Chunks the recorder had no room for (silence instead)",
                 value=out.dropped_chunks,
             )
+            yield CounterMetricFamily(
+                "concert_recorder_archive_errors",
+                "Closed hours that could not be re-encoded to FLAC (kept as Wave64)",
+                value=out.archive_errors,
+            )

@@ -32,6 +32,7 @@ def test_serve_plays_to_speakers_and_records_a_set_that_survives_a_kill(tmp_path
         assert metric(s.http, "concert_rounds_total") >= 3
         assert metric(s.http, "concert_speakers_played_frames_total") > 24000  # the card really played audio
         assert metric(s.http, "concert_recorder_dropped_chunks_total") == 0
+        assert metric(s.http, "concert_recorder_archive_errors_total") == 0  # exported (no hour closed yet)
         os.kill(s.proc.pid, signal.SIGKILL)  # a crash: nothing gets to finalise
         s.proc.wait(10)
     (set_dir,) = rec.iterdir()
