@@ -407,7 +407,7 @@ class Conductor:
         section = prompt.section or self.config.schedule.section_for(int(self.bar) + 1)
         built = self._build_prompt(section, ramp_bars=prompt.ramp_bars)
         landing = self._schedule(built, at_bar=None)
-        label = " + ".join(genre(s).label for s, _ in self.mix)
+        label = " + ".join(_label(s) for s, _ in self.mix)
         self._landing_notes[landing] = {"label": label, "winner": self.mix[0][0], "by": "dj"}
         if self.setlist is not None:
             self.setlist({"event": "override", "prompt": built.as_json(), "lands_at_bar": landing})
@@ -602,6 +602,11 @@ class Conductor:
             "notice": self.notice,
             "locked": None if lock is None else lock.as_json(),
         }
+
+
+def _label(style: str) -> str:
+    """A genre's label, or the DJ's own words for a free-text style."""
+    return next((g.label for g in GENRES if g.id == style), style)
 
 
 def _kind(option: agg.Option) -> str:

@@ -50,7 +50,7 @@ def test_embedded_backend_plays_the_live_set_without_dead_air(tmp_path: Path) ->
     assert m["concert_primary_seconds_total"] > 2.0  # the token engine itself played, not only the synth
     assert "concert_underruns_total" in m
     (set_dir,) = rec.iterdir()
-    pcm, sr = sf.read(str(set_dir / "audio-0000.w64"), dtype="float32")
+    pcm, sr = sf.read(str(set_dir / "audio-0000.flac"), dtype="float32")  # a clean stop archives the hour
     assert sr == 24000 and len(pcm) > 4 * sr
     win = sr // 2
     rms = np.sqrt((pcm[: len(pcm) // win * win].reshape(-1, win) ** 2).mean(axis=1))  # (windows,)
