@@ -732,3 +732,35 @@ def test_dj_booth_locks_drops_blocks_and_draws_the_last_hour(server: str, driver
         _post(server + "/api/dj/lock", {"bars": 0})
         _post(server + "/api/dj/blocklist", {"remove": ["wobbly"]})
         phone(driver, *PHONE)
+
+
+AXE = Path(os.environ.get("CONCERT_AXE", Path(__file__).resolve().parents[2] / ".cache" / "axe-core" / "axe.min.js"))
+
+
+def axe_violations(drv: webdriver.Chrome) -> list[str]:
+    """axe-core's WCAG 2 A/AA violations on the page as it is now: "rule: target" lines."""
+    if not AXE.is_file():
+        pytest.fail(f"axe-core is not at {AXE}: `bash .ci/setup` fetches it (npm pack axe-core)")
+    drv.execute_script(AXE.read_text())
+    result = drv.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})"
+        ".then(r => done(r.violations.map(v => v.id + ': ' + v.nodes.map(n => n.target.join(' ')).join(', '))))"
+        ".catch(e => done(['axe failed: ' + e]));"
+    )
+    return list(result)
+
+
+@pytest.mark.parametrize("page", ["/", "/listen", f"/dj?token={DJ_TOKEN}"])
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_every_page_has_no_axe_violations(server: str, driver: webdriver.Chrome, page: str, scheme: str) -> None:
+    driver.execute_cdp_cmd(
+        "Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": scheme}]}
+    )
+    try:
+        open_page(driver, server + page)
+        wait(driver, lambda d: d.find_element(By.ID, "conn").get_attribute("data-state") == "open", what="live")
+        time.sleep(1.0)  # the first state frames and the console's first history poll have landed
+        assert axe_violations(driver) == []
+    finally:
+        driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
