@@ -36,6 +36,7 @@ from selenium.common.exceptions import (  # noqa: E402
     WebDriverException,
 )
 from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.remote.webelement import WebElement  # noqa: E402
@@ -764,3 +765,31 @@ def test_every_page_has_no_axe_violations(server: str, driver: webdriver.Chrome,
         assert axe_violations(driver) == []
     finally:
         driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
+
+
+def test_a_vote_by_keyboard_alone(server: str, driver: webdriver.Chrome) -> None:
+    """Tab to an option and press Space: the vote is sent, pressed and announced, no pointer involved."""
+    open_page(driver, server + "/")
+    wait_live(driver)
+    for _attempt in range(4):
+        wait_round_time(server)
+        round_id = driver.find_element(By.ID, "dir-ballot").get_attribute("data-round")
+        target = driver.find_elements(By.CSS_SELECTOR, "#dir-ballot button.opt")[-1]
+        driver.execute_script("document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0)")
+        for _ in range(60):  # Tab through the page until the option has the focus
+            ActionChains(driver).send_keys(Keys.TAB).perform()
+            if driver.switch_to.active_element == target:
+                break
+        assert driver.switch_to.active_element == target, "the option cannot be reached with Tab"
+        ActionChains(driver).send_keys(Keys.SPACE).perform()
+
+        def pressed(d, target=target, round_id=round_id):
+            if d.find_element(By.ID, "dir-ballot").get_attribute("data-round") != round_id:
+                return "rolled"
+            return "ok" if target.get_attribute("aria-pressed") == "true" else False
+
+        if wait(driver, pressed, what="keyboard vote pressed") == "ok":
+            break
+    else:
+        pytest.fail("the round closed before the keyboard vote could be seen four times running")
+    wait(driver, lambda d: any("Vote counted" in s for s in said(d)), what="keyboard vote announced")
