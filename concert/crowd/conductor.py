@@ -481,8 +481,7 @@ class Conductor:
         if len(new) > MAX_BLOCKED:
             raise ValueError(f"the booth's blocklist holds at most {MAX_BLOCKED} entries")
         booth.blocked = frozenset(new)
-        base = self._base_moderator
-        self.moderator = replace(base, blocked=base.blocked | booth.blocked)
+        self._apply_blocked()
         if blocked:
             for s in await self.store.top_suggestions(len(self._board)):
                 try:
@@ -492,6 +491,11 @@ class Conductor:
                     self._board.discard(s.id)
         self._on_change()
         return sorted(booth.blocked)
+
+    def _apply_blocked(self) -> None:
+        """The moderator: the shipped lists with the booth's words on top."""
+        base = self._base_moderator
+        self.moderator = replace(base, blocked=base.blocked | self.booth.blocked)
 
     def _sample(self, bar: int) -> None:
         bpm = self.now_playing.bpm if self.now_playing is not None else self.prompt.bpm or 0.0
@@ -556,8 +560,7 @@ class Conductor:
             self.booth.restore(dict(snap.get("booth") or {}), bar)
         except (KeyError, TypeError, ValueError) as e:
             log.warning("the booth's lock and blocklist could not be carried on (%r)", e)
-        base = self._base_moderator
-        self.moderator = replace(base, blocked=base.blocked | self.booth.blocked)
+        self._apply_blocked()
         self._schedule(self._build_prompt(sched.section_for(bar + 1), ramp_bars=0), at_bar=None)
         self._on_change()
 

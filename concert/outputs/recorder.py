@@ -84,7 +84,8 @@ def _new_set_directory(parent: Path) -> Path:
     raise FileExistsError(f"cannot create a new set directory under {parent} for {stamp}")
 
 
-def _fsync_directory(path: Path) -> None:
+def _fsync_path(path: Path) -> None:
+    """fsync a file, or a directory (so the names in it are durable)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -113,7 +114,7 @@ class Recorder:
         self._closed = False
         self._setlist = os.open(self.setlist_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         self._setlist_unsynced = threading.Event()  # set by `log`, cleared by the writer thread's fsync
-        _fsync_directory(self.path)
+        _fsync_path(self.path)
         self._queue: queue.Queue[tuple[int, int, np.ndarray] | tuple[()] | None] = queue.Queue(config.queue_chunks)
         self.archive_errors = 0  # closed files that could not be re-encoded (their Wave64 stays)
         self._archive: queue.Queue[int | None] = queue.Queue()
@@ -243,13 +244,9 @@ class Recorder:
                 ):
                     for block in src.blocks(blocksize=1 << 18, dtype="int16"):  # (frames,) 16-bit, bit exact
                         dst.write(block)
-                fd = os.open(part, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
+                _fsync_path(part)
                 os.replace(part, target)
-                _fsync_directory(self.path)
+                _fsync_path(self.path)
                 self.audio_paths[index] = target
                 source.unlink()
             except Exception:
@@ -288,7 +285,7 @@ class Recorder:
                 path = self._part_path(index)
                 audio = sf.SoundFile(path, "w", samplerate=rate, channels=1, format=kind, subtype=subtype)
                 self.audio_paths.append(path)
-                _fsync_directory(self.path)
+                _fsync_path(self.path)
             take = min(len(pcm), per_file - into)
             audio.write(pcm[:take])
             self.frames_written += take
