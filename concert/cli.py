@@ -260,6 +260,7 @@ def _train(args: argparse.Namespace) -> int:
         max_steps=args.steps,
         checkpoint_minutes=args.checkpoint_minutes,
         progress=not args.no_progress,
+        clock="wall" if args.device.startswith("cuda") else "process",
     )
     shipped = None if args.scratch else SHIPPED
     if args.what == "codec":

@@ -220,8 +220,24 @@ def test_the_minutes_budget_stops_the_run(tmp_path: Path) -> None:
     result = run(job, KIND, _config(tmp_path, minutes=0.3 / 60, eval_every=1000), seed=0)
     elapsed = time.monotonic() - t0
     assert 2 <= result.step <= 20 and 0.3 <= elapsed < 5
-    assert result.hours >= result.step * 0.02 / 3600  # each step's time is counted
     assert load_checkpoint(tmp_path / CHECKPOINT, KIND)["step"] == result.step
+
+
+@pytest.mark.parametrize("clock", ["wall", "process"])
+def test_hours_count_compute_not_waiting(tmp_path: Path, clock: str) -> None:
+    # A step that sleeps stands in for a run paused by SIGSTOP: CPU time does not count the pause; wall time does.
+    job = LinearJob(sleep=0.05)
+    result = run(job, KIND, _config(tmp_path, max_steps=6, eval_every=1000, clock=clock), seed=0)
+    slept_hours = result.step * 0.05 / 3600
+    if clock == "wall":
+        assert result.hours >= slept_hours
+    else:
+        assert 0 < result.hours < slept_hours / 2
+
+
+def test_an_unknown_clock_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="clock"):
+        RunConfig(run_dir=tmp_path, max_steps=1, clock="sundial")
 
 
 def test_sigterm_checkpoints_and_returns(tmp_path: Path) -> None:
