@@ -2,6 +2,7 @@
 
     conductor ──SET+PUBLISH state──▶ workers      the state frame every phone gets (fanned out by each worker)
     conductor ──PUBLISH audio──────▶ workers      MP3 frames for the workers' /stream listeners
+    conductor ──PUBLISH audio_opus─▶ workers      Ogg pages for /stream.opus (header pages in a key)
     conductor ──SET health (expires)─▶ workers    /healthz: who is audible; missing = no conductor
     conductor ──SET snapshot────────▶ its successor   the set carried on after a fail-over or a restart
     workers ──PUBLISH news──────────▶ conductor    "something changed" (a vote), or an anarchy pull
@@ -83,9 +84,20 @@ class Bus:
             value = await self.redis.get(self.key("state"))
         return None if value is None else value.decode()
 
-    async def publish_audio(self, data: bytes) -> None:
+    async def publish_audio(self, data: bytes, channel: str = "audio") -> None:
+        """Encoded stream bytes for the workers' listeners: "audio" (MP3) or "audio_opus" (Ogg Opus)."""
         async with self._call():
-            await self.redis.publish(self.key("audio"), data)
+            await self.redis.publish(self.key(channel), data)
+
+    async def set_opus_header(self, header: bytes) -> None:
+        """The Ogg Opus stream's header pages, for a worker that joins while the stream is under way."""
+        async with self._call():
+            await self.redis.set(self.key("opus_header"), header)
+
+    async def opus_header(self) -> bytes | None:
+        async with self._call():
+            value = await self.redis.get(self.key("opus_header"))
+        return None if value is None else bytes(value)
 
     async def set_health(self, health: dict[str, Any]) -> None:
         async with self._call():

@@ -26,6 +26,7 @@ from concert.cluster.bus import ANARCHY, Bus, BusConfig
 from concert.cluster.lease import Lease
 from concert.config import ServeConfig
 from concert.crowd.ballots import Refused
+from concert.outputs.stream import LiveStream
 from concert.server.runtime import Runtime, running
 from concert.store.base import StoreConfig, StoreUnavailableError
 from engine.music.prompt import PromptError
@@ -54,7 +55,8 @@ async def conduct(config: ServeConfig, owner: str, stop: asyncio.Event) -> None:
                     for name, coro in (
                         ("commands", _commands(rt, bus)),
                         ("news", _news(rt, bus, stop)),
-                        ("audio", _audio(rt, bus)),
+                        ("audio", _audio(rt.stream, bus, "audio")),
+                        ("audio_opus", _audio(rt.opus, bus, "audio_opus")),
                         ("health", _health(rt, bus, owner)),
                     )
                 ]
@@ -172,14 +174,19 @@ async def _news(rt: Runtime, bus: Bus, stop: asyncio.Event) -> None:
         rt.news.set()
 
 
-async def _audio(rt: Runtime, bus: Bus) -> None:
-    """The MP3 stream, passed on to the workers' /stream listeners as it is encoded."""
+async def _audio(stream: LiveStream, bus: Bus, channel: str) -> None:
+    """A stream, passed on to the workers' listeners as it is encoded (an Ogg stream's headers kept in a key)."""
+    header_saved = b""
     while True:
-        with rt.stream.subscribe(burst=False) as listener:
+        with stream.subscribe(burst=False) as listener:
             async for data in listener:
                 with contextlib.suppress(StoreUnavailableError):
-                    await bus.publish_audio(data)
-        if rt.stream.closed:
+                    header = stream.header
+                    if header and header != header_saved:
+                        await bus.set_opus_header(header)
+                        header_saved = header
+                    await bus.publish_audio(data, channel)
+        if stream.closed:
             return
         await asyncio.sleep(0.1)  # dropped for falling behind (Redis was slow): take up the stream again
 

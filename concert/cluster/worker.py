@@ -23,7 +23,9 @@ from concert.cluster.limits import SharedLimits
 from concert.config import ServeConfig
 from concert.crowd.ballots import OpenBallots, Refused
 from concert.crowd.conductor import Counters
-from concert.outputs.stream import Mp3Stream, StreamConfig
+from concert.outputs.mp3 import Mp3Stream
+from concert.outputs.opus import OpusStream
+from concert.outputs.stream import StreamConfig
 from concert.server.fanout import Fanout
 from concert.server.heap import HeapConfig, HeapStats, hygiene
 from concert.server.identity import DeviceSigner
@@ -144,6 +146,7 @@ class WorkerRuntime:
     bus: Bus
     conductor: Floor
     stream: Mp3Stream  # a relay: MP3 from the conductor
+    opus: OpusStream  # a relay: Ogg Opus from the conductor
     signer: DeviceSigner
     gate: SharedLimits
     store_outage: Outage = field(default_factory=lambda: Outage("the vote store"))
@@ -190,9 +193,17 @@ class WorkerRuntime:
         return body, 200 if body.get("status") in ("ok", "degraded") else 503
 
     async def _listen(self, stop: asyncio.Event) -> None:
-        async for name, payload in self.bus.listen("state", "audio", stop=stop):
+        async for name, payload in self.bus.listen("state", "audio", "audio_opus", stop=stop):
             if name == "audio":
                 self.stream.relay(payload)
+                continue
+            if name == "audio_opus":
+                self.opus.relay(payload)
+                if self.opus.needs_header:  # joined while the stream was under way: its headers are in a key
+                    with contextlib.suppress(StoreUnavailableError, ValueError):
+                        header = await self.bus.opus_header()
+                        if header:
+                            self.opus.set_header(header)
                 continue
             frame = payload.decode()
             try:
@@ -223,6 +234,7 @@ async def worker_running(config: ServeConfig, worker: str) -> AsyncIterator[Work
         bus,
         Floor(store, bus),
         Mp3Stream(StreamConfig(), encode=False),
+        OpusStream(StreamConfig(), encode=False),
         DeviceSigner(config.secret),
         SharedLimits(config.limits, bus.redis, prefix),
     )
@@ -250,5 +262,6 @@ async def worker_running(config: ServeConfig, worker: str) -> AsyncIterator[Work
         with contextlib.suppress(Exception):
             await bus.forget_worker(worker)
         rt.stream.close()
+        rt.opus.close()
         await store.aclose()
         await bus.aclose()

@@ -109,6 +109,10 @@ async def stream(request: Request) -> Response:
     return await _rt(request).stream.endpoint(request)
 
 
+async def stream_opus(request: Request) -> Response:
+    return await _rt(request).opus.endpoint(request)
+
+
 def _authorised(request: Request) -> bool:
     expected = _rt(request).config.dj_token
     got = request.headers.get("authorization", "")
@@ -200,6 +204,7 @@ def create_app(config: ServeConfig, worker: str | None = None) -> Starlette:
         Route("/qr.svg", qr_svg),
         Route("/api/state", api_state),
         Route("/stream", stream),
+        Route("/stream.opus", stream_opus),
         Route("/healthz", healthz),
         Route("/metrics", metrics_endpoint),
         Route("/api/dj/check", _dj("check"), methods=["GET"]),

@@ -88,12 +88,15 @@ def _front(rt: Runtime | WorkerRuntime) -> Iterator[Metric]:
     for code, count in sorted(rt.gate.refused.items()):
         refused.add_metric([code], count)
     yield refused
-    yield GaugeMetricFamily("concert_stream_listeners", "HTTP stream listeners", value=rt.stream.listeners)
-    yield CounterMetricFamily(
-        "concert_stream_dropped_listeners",
-        "Stream listeners dropped for not reading",
-        value=rt.stream.dropped_listeners,
+    listeners = GaugeMetricFamily("concert_stream_listeners", "HTTP stream listeners", labels=["format"])
+    dropped = CounterMetricFamily(
+        "concert_stream_dropped_listeners", "Stream listeners dropped for not reading", labels=["format"]
     )
+    for fmt, live in (("mp3", rt.stream), ("opus", rt.opus)):
+        listeners.add_metric([fmt], live.listeners)
+        dropped.add_metric([fmt], live.dropped_listeners)
+    yield listeners
+    yield dropped
     yield CounterMetricFamily("concert_fanout_dropped", "Clients dropped for stalling", value=rt.fanout.dropped)
     heap = rt.heap
     yield CounterMetricFamily(

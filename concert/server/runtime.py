@@ -17,7 +17,9 @@ from concert.crowd.conductor import Conductor, ConductorConfig
 from concert.crowd.moderation import ModerationConfig, Moderator, load_wordlist
 from concert.crowd.rounds import Schedule
 from concert.outputs.base import Output
-from concert.outputs.stream import Mp3Stream, StreamConfig
+from concert.outputs.mp3 import Mp3Stream
+from concert.outputs.opus import OpusStream
+from concert.outputs.stream import StreamConfig
 from concert.playback.player import Player
 from concert.server.fanout import Fanout
 from concert.server.heap import HeapConfig, HeapStats, hygiene
@@ -68,6 +70,7 @@ class Runtime:
     deck: Failover  # the one audible object: its primary is the configured backend (its stats the engine's)
     conductor: Conductor
     stream: Mp3Stream
+    opus: OpusStream  # /stream.opus
     signer: DeviceSigner
     news: asyncio.Event  # set when what clients see has changed
     gate: LocalLimits  # per-address caps on connections, new devices and messages
@@ -212,8 +215,8 @@ async def running(config: ServeConfig) -> AsyncIterator[Runtime]:
             from concert.outputs.speakers import Speakers, SpeakersConfig
 
             outputs.append(Speakers(SpeakersConfig(device=config.speakers_device)))
-        stream = Mp3Stream(StreamConfig())
-        outputs.insert(0, stream)
+        stream, opus = Mp3Stream(StreamConfig()), OpusStream(StreamConfig())
+        outputs[:0] = [stream, opus]
         schedule = Schedule(
             round_bars=config.round_bars, song_phrases=config.song_phrases, close_lead_bars=config.lead_bars
         )
@@ -239,14 +242,15 @@ async def running(config: ServeConfig) -> AsyncIterator[Runtime]:
             raise RuntimeError("the audio source did not fill its lookahead within 60 s")
         gc.collect()
         gc.freeze()  # start-up objects never need scanning again: shorter collector pauses mid-set
-        local = [out for out in outputs if out is not stream]  # speakers, recorder: fed on the player thread
-        player = Player(deck, local, conductor.on_block, loop_outputs=[stream])
+        local = [out for out in outputs if out not in (stream, opus)]  # speakers, recorder: on the player thread
+        player = Player(deck, local, conductor.on_block, loop_outputs=[stream, opus])
         rt = Runtime(
             config,
             store,
             deck,
             conductor,
             stream,
+            opus,
             DeviceSigner(config.secret),
             news,
             LocalLimits(config.limits),

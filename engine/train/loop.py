@@ -32,8 +32,9 @@ from engine.train.files import atomic_path
 CHECKPOINT = "checkpoint.pt"
 LOG = "log.csv"
 CURVES = "curves.png"
-# A step's compute time. On CPU it is the process's CPU time: a run paused by SIGSTOP, or starved by other work, does not
-# count hours it did not train (the model card reports CPU hours). On an accelerator the host mostly waits, so wall time.
+# A step's compute time. On CPU it is the process's CPU time: a run paused by SIGSTOP, or starved by other work,
+# does not count hours it did not train (the model card reports CPU hours). On an accelerator the host mostly waits,
+# so there it is wall time.
 CLOCKS = {"process": time.process_time, "wall": time.perf_counter}
 
 
@@ -50,7 +51,7 @@ class RunConfig:
     log_every: int = 10  # steps between log rows
     eval_every: int = 250  # steps between held-out evaluations (and at the end)
     progress: bool = True  # tqdm progress bar with ETA
-    clock: str = "process"  # what a step's compute time is: "process" CPU seconds (a paused run counts nothing), "wall" (an accelerator's)
+    clock: str = "process"  # a step's compute time: "process" CPU seconds (a pause counts nothing) or "wall" (cuda)
 
     def __post_init__(self) -> None:
         if self.minutes is None and self.max_steps is None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import io
 import json
 import os
 import signal
@@ -16,6 +17,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import soundfile as sf
 from websockets.sync.client import ClientConnection, connect
 
 from tests.support.server import ONE_NAT, Server, serve
@@ -159,6 +161,18 @@ def test_a_killed_worker_comes_back_and_its_phones_keep_their_identity(redis_url
             workers.add(_health(s)["worker"])
         assert len(workers - {victim}) == 2, "the supervisor did not start the killed worker again"
         assert "exited" in s.output() and "restarting it" in s.output()
+        # The new worker joined the Ogg stream under way: it takes the headers from Redis. Each listener, on
+        # whichever worker the kernel gives it, gets a stream that decodes from its first byte.
+        for _ in range(4):
+            with urllib.request.urlopen(f"{s.http}/stream.opus", timeout=20) as r:
+                data = b""
+                while len(data) < 40_000:  # about 3 s at 96 kbit/s
+                    piece = r.read1(8192)
+                    assert piece, "the Ogg stream ended"
+                    data += piece
+            assert data.startswith(b"OggS") and b"OpusHead" in data[:64]
+            pcm, rate = sf.read(io.BytesIO(data), dtype="float32")
+            assert rate == 48000 and len(pcm) / rate > 1.5
 
 
 def test_a_full_restart_carries_the_round_and_the_mix_on(redis_url: str, tmp_path: Path) -> None:

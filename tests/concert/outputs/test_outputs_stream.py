@@ -16,7 +16,7 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from concert.outputs import Mp3Stream, Output, StreamClosedError, StreamConfig, TooManyListenersError
+from concert.outputs import Mp3Config, Mp3Stream, Output, StreamClosedError, StreamConfig, TooManyListenersError
 from engine.source import Chunk, NowPlaying
 
 RATE = 24000  # Hz, the source rate in these tests
@@ -80,7 +80,7 @@ def test_tone_comes_out_at_440_hz_at_44_1_khz_without_seams(tmp_path: Path) -> N
 
 def test_other_rates_and_bitrates_encode(tmp_path: Path) -> None:
     async def main() -> bytes:
-        stream = Mp3Stream(StreamConfig(sample_rate=22050, bitrate_kbps=64))
+        stream = Mp3Stream(mp3=Mp3Config(sample_rate=22050, bitrate_kbps=64))
         with stream.subscribe() as listener:
             for chunk in _chunks(_signal(2.0)):
                 stream.write(chunk)
@@ -183,11 +183,11 @@ def test_listen_ends_when_the_stream_closes_and_limits_hold() -> None:
 
 def test_bad_input_is_refused_with_a_clear_message() -> None:
     with pytest.raises(ValueError, match="MP3 rate"):
-        StreamConfig(sample_rate=96000)
+        Mp3Config(sample_rate=96000)
     with pytest.raises(ValueError, match="bitrate_kbps"):
-        StreamConfig(bitrate_kbps=100)
+        Mp3Config(bitrate_kbps=100)
     with pytest.raises(ValueError, match="bitrate_kbps"):
-        StreamConfig(sample_rate=8000, bitrate_kbps=128)
+        Mp3Config(sample_rate=8000, bitrate_kbps=128)
     stream = Mp3Stream()
     stream.write(Chunk(np.zeros(100, np.float32), RATE, 0, (), NOW))
     with pytest.raises(ValueError, match="sample rate changed from 24000 Hz to 48000 Hz"):

@@ -282,6 +282,35 @@ def test_http_endpoints(slow_rounds: Server) -> None:
         e.value.close()
 
 
+def _stream_seconds(url: str, seconds: float) -> tuple[str, bytes, np.ndarray, int]:
+    """Read `seconds` of a live stream (content type, bytes, decoded audio, rate)."""
+    data = bytearray()
+    with httpx.stream("GET", url, timeout=30) as r:
+        assert r.status_code == 200
+        kind = r.headers["content-type"]
+        start = time.monotonic()
+        for piece in r.iter_bytes():
+            data += piece
+            if time.monotonic() - start > seconds:
+                break
+    pcm, sr = sf.read(io.BytesIO(bytes(data)), dtype="float32")
+    return kind, bytes(data), pcm, sr
+
+
+@pytest.mark.parametrize(
+    ("path", "kind", "rate"), [("/stream", "audio/mpeg", 44100), ("/stream.opus", "audio/ogg", 48000)]
+)
+def test_both_streams_play_the_set_from_the_first_byte(slow_rounds: Server, path: str, kind: str, rate: int) -> None:
+    got, data, pcm, sr = _stream_seconds(f"{slow_rounds.http}{path}", 4.0)
+    assert got == kind and sr == rate
+    if path.endswith(".opus"):
+        assert data.startswith(b"OggS") and b"OpusHead" in data[:64]  # a listener joining mid-set gets the headers
+    assert len(pcm) / sr >= 3.0  # the burst and what followed
+    assert np.sqrt(np.mean(pcm[-sr:] ** 2)) > 0.01  # the music, not silence
+    with urllib.request.urlopen(f"{slow_rounds.http}/metrics", timeout=10) as r:
+        assert 'concert_stream_listeners{format="opus"}' in r.read().decode()
+
+
 def test_dj_controls(slow_rounds: Server) -> None:
     base = f"{slow_rounds.http}/api/dj"
     status, body = get_json(f"{base}/voting", None, {"voting": "paused"})
