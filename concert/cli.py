@@ -10,6 +10,7 @@ from pathlib import Path
 
 from concert.config import OUTPUTS, ServeConfig
 from concert.crowd.aggregator import CROWD_MODES
+from concert.outputs.icecast import IcecastConfig
 from concert.server.limits import LimitsConfig
 from engine.backends import BACKENDS, DEFAULT_BACKEND, DEFAULT_PRECISION, PRECISIONS
 
@@ -84,6 +85,7 @@ def _serve(args: argparse.Namespace) -> int:
             device_messages_per_minute=args.device_messages_per_minute,
             address_messages_per_minute=args.address_messages_per_minute,
         )
+        kwargs["icecast"] = tuple(IcecastConfig(url) for url in args.icecast)
         config = ServeConfig(**kwargs)  # type: ignore[arg-type]
     except ValueError as e:
         print(f"concert serve: {e}", file=sys.stderr)
@@ -359,6 +361,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--device", default=None, help="sound device for --output speakers")
     s.add_argument("--record", type=Path, default=None, help="directory for the recording and setlist")
+    s.add_argument(
+        "--icecast",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="push the set to Icecast: http://source:PASSWORD@host:port/mount.mp3 (.opus: Ogg Opus); repeatable",
+    )
     s.add_argument("--round-bars", type=int, default=ServeConfig.round_bars, help="bars per phrase / live-moves round")
     s.add_argument(
         "--song-phrases", type=int, default=ServeConfig.song_phrases, help="phrases per song (direction round)"

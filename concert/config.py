@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from concert.crowd.aggregator import CROWD_MODES
+from concert.outputs.icecast import IcecastConfig
 from concert.server.limits import LimitsConfig
 from engine.backends import BACKENDS, DEFAULT_BACKEND, DEFAULT_PRECISION, PRECISIONS
 
@@ -50,6 +51,7 @@ class ServeConfig:
     standbys: int = 1  # with workers > 1: conductor processes waiting to take over if the playing one dies
     lease_s: float = 3.0  # seconds the conductor's Redis lease lives unrenewed (a standby takes over after it)
     status_line: bool = False  # print the booth's status line (in place on a terminal, a line a minute in a log)
+    icecast: tuple[IcecastConfig, ...] = ()  # Icecast mounts the set is pushed to, as their source
 
     def __post_init__(self) -> None:
         if self.output not in OUTPUTS:

@@ -25,6 +25,7 @@ class RuntimeCollector(Collector):
         s = deck.primary.stats  # the configured backend's producer: the engine
         f = deck.stats
         yield from _front(rt)
+        yield from _icecast(rt)
         yield CounterMetricFamily(
             "concert_underruns", "Blocks the source could not supply in time", value=s.underruns + f.gaps
         )
@@ -120,6 +121,22 @@ def make_registry(rt: Runtime | WorkerRuntime) -> CollectorRegistry:
 
 def render(registry: CollectorRegistry) -> bytes:
     return generate_latest(registry)
+
+
+def _icecast(rt: Runtime) -> Iterator[Metric]:
+    """The pushes to Icecast (`--icecast`), one label per mount; none without them."""
+    if not rt.icecast:
+        return
+    up = GaugeMetricFamily("concert_icecast_connected", "1 while the push to this mount runs", labels=["target"])
+    connects = CounterMetricFamily("concert_icecast_connects", "Sessions Icecast accepted", labels=["target"])
+    failures = CounterMetricFamily("concert_icecast_failures", "Refused connects, lost links", labels=["target"])
+    sent = CounterMetricFamily("concert_icecast_sent_bytes", "Bytes pushed to Icecast", labels=["target"])
+    for st in rt.icecast:
+        up.add_metric([st.target], int(st.connected))
+        connects.add_metric([st.target], st.connects)
+        failures.add_metric([st.target], st.failures)
+        sent.add_metric([st.target], st.bytes_sent)
+    yield from (up, connects, failures, sent)
 
 
 def _outputs(rt: Runtime) -> Iterator[Metric]:

@@ -17,6 +17,7 @@ from concert.crowd.conductor import Conductor, ConductorConfig
 from concert.crowd.moderation import ModerationConfig, Moderator, load_wordlist
 from concert.crowd.rounds import Schedule
 from concert.outputs.base import Output
+from concert.outputs.icecast import IcecastStats, push
 from concert.outputs.mp3 import Mp3Stream
 from concert.outputs.opus import OpusStream
 from concert.outputs.stream import StreamConfig
@@ -80,6 +81,7 @@ class Runtime:
     outputs: list[Output] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     heap: HeapStats = field(default_factory=HeapStats)  # the collector's freezes and full passes
+    icecast: list[IcecastStats] = field(default_factory=list)  # one per --icecast mount
     relay: Callable[[str], Awaitable[None]] | None = None  # a conductor process: state goes to the web workers
     remote_clients: int = 0  # a conductor process: the web workers' websocket clients, all together
 
@@ -131,6 +133,8 @@ class Runtime:
             "dropped_audio_seconds": round(self.player.dropped_seconds, 3),  # what the listeners missed so far
             "clients": self.clients,
         }
+        if self.icecast:
+            body["icecast"] = [s.as_json() for s in self.icecast]
         return body, 503 if down else 200
 
     async def publish_loop(self) -> None:
@@ -262,6 +266,11 @@ async def running(config: ServeConfig) -> AsyncIterator[Runtime]:
             asyncio.create_task(rt.publish_loop(), name="publisher"),
             asyncio.create_task(hygiene(HeapConfig(), rt.heap), name="heap"),
         ]
+        for ice in config.icecast:
+            stats = IcecastStats(ice.target.shown)
+            rt.icecast.append(stats)
+            live = opus if ice.target.format == "opus" else stream
+            rt.tasks.append(asyncio.create_task(push(live, ice, stats), name=f"icecast {stats.target}"))
         try:
             yield rt
         finally:
