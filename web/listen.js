@@ -34,6 +34,34 @@ if ("mediaSession" in navigator) {
   }
 }
 
+// The recent setlist: fetched again only when the state says another change has landed.
+let landed = -1;
+const clock = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
+function byline(p) {
+  if (p.by === "crowd") return `the crowd's choice${p.votes ? `, ${p.votes} vote${p.votes === 1 ? "" : "s"}` : ""}`;
+  if (p.by === "dj") return "the DJ's choice";
+  return "the opening";
+}
+async function refreshPlayed(n) {
+  if (n === landed) return;
+  landed = n;
+  try {
+    const r = await fetch("/api/setlist", { cache: "no-store" });
+    if (!r.ok) return;
+    const { recent } = await r.json();
+    const list = $("#played");
+    list.replaceChildren(
+      ...recent.slice(0, 10).map((p) => {
+        const when = el("time", { datetime: new Date(p.at * 1000).toISOString() }, clock.format(new Date(p.at * 1000)));
+        return el("li", {}, when, " ", el("strong", {}, String(p.label ?? p.winner ?? "")), ` — ${byline(p)}`);
+      }),
+    );
+    $("#played-empty").hidden = recent.length > 0;
+  } catch {
+    landed = -1; // try again with the next state
+  }
+}
+
 connect({
   device: false,
   onStatus(s) {
@@ -52,5 +80,6 @@ connect({
     setText($("#np-bar"), typeof s.bar === "number" ? `Bar ${s.bar}` : "");
     renderMix($("#np-mix"), $("#mixbar"), np.mix ?? s.prompt ?? [], labels);
     mediaSession(np, labels);
+    if (typeof s.landed === "number") refreshPlayed(s.landed);
   },
 });

@@ -61,6 +61,7 @@ class Floor:
         self._ballots: OpenBallots | None = None
         self._news_pending = False
         self._sending: set[asyncio.Task[None]] = set()
+        self._played: dict[str, Any] | None = None
 
     def take_frame(self, frame: str) -> None:
         """A state frame from the conductor: the ballots open now."""
@@ -72,6 +73,16 @@ class Floor:
         if self._state is None:
             raise StoreUnavailableError("no conductor has published the set's state yet")
         return self._state
+
+    async def played(self) -> dict[str, Any]:
+        """The conductor's recent changes, from its last snapshot; read again only when the state says more landed."""
+        landed = int((self._state or {}).get("landed", 0))
+        if self._played is None or self._played["landed"] != landed:
+            snap = await self.bus.load_snapshot() or {}
+            booth = snap.get("booth") or {}
+            played = [p for p in booth.get("played", ()) if isinstance(p, dict)]
+            self._played = {"landed": int(booth.get("landed", landed)), "recent": list(reversed(played))}
+        return self._played
 
     async def vote(self, device: str, round_id: int, option_id: str) -> None:
         if self._ballots is None:

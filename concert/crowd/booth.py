@@ -18,6 +18,7 @@ ACTIONS_KEPT = 200  # booth actions the console can list (all of them go to the 
 MAX_LOCK_BARS = 1024  # the longest lock, bars (about half an hour at 140 bpm)
 MAX_WORD_CHARS = 40  # the longest word or phrase the booth may block, characters
 MAX_BLOCKED = 500  # words and phrases the booth may add during a set
+PLAYED_KEPT = 50  # changes of the set the listener page can list (all of them go to the setlist)
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,15 @@ class Booth:
     drop_pending: bool = False  # the booth asked for a drop: it lands when the phrase's moves round closes
     actions: deque[dict[str, object]] = field(default_factory=lambda: deque(maxlen=ACTIONS_KEPT))
     history: History = field(default_factory=History)
+    played: deque[dict[str, object]] = field(default_factory=lambda: deque(maxlen=PLAYED_KEPT))  # newest last
+    landed: int = 0  # changes heard since the set began (the state carries it: pages refetch when it moves)
+
+    def land(self, at: float, bar: int, note: Mapping[str, object]) -> dict[str, object]:
+        """A change became audible at wall time `at`, on `bar`: what the setlist and the listener page show."""
+        entry: dict[str, object] = {"at": round(at, 3), "bar": bar, **note}
+        self.played.append(entry)
+        self.landed += 1
+        return entry
 
     def locked(self, bar: int) -> Lock | None:
         """The lock holding at `bar`; a lock that has run out is dropped."""
@@ -108,9 +118,12 @@ class Booth:
         """The lasting parts; the lock as bars left, since another conductor counts bars on its own clock."""
         lock = self.locked(bar)
         left = None if lock is None else {"style": lock.style, "bars_left": lock.until_bar - bar}
-        return {"lock": left, "blocked": sorted(self.blocked)}
+        return {"lock": left, "blocked": sorted(self.blocked), "played": list(self.played), "landed": self.landed}
 
     def restore(self, snap: Mapping[str, Any], bar: int) -> None:
         lock = snap.get("lock")
         self.lock = None if not lock else Lock(str(lock["style"]), bar + int(lock["bars_left"]))
         self.blocked = frozenset(str(w) for w in snap.get("blocked", ()))
+        played = [dict(p) for p in snap.get("played", ()) if isinstance(p, Mapping)]
+        self.played = deque(played, maxlen=PLAYED_KEPT)
+        self.landed = max(int(snap.get("landed", 0)), len(played))

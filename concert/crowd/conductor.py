@@ -195,9 +195,9 @@ class Conductor:
 
     def _on_bar(self, bar: int, landed_at: float) -> None:
         for at in [b for b in self._landing_notes if b <= bar]:  # heard now: the setlist (and CUE) marks it here
-            note = self._landing_notes.pop(at)
+            entry = self.booth.land(landed_at, bar, self._landing_notes.pop(at))
             if self.setlist is not None:
-                self.setlist({"event": "landed", "bar": bar, **note})
+                self.setlist({"event": "landed", **{k: v for k, v in entry.items() if k != "at"}})
         for landing, decided in list(self._pending_landings):
             if bar >= landing:
                 self.counters.steering_latency.observe(max(0.0, landed_at - decided))
@@ -569,6 +569,10 @@ class Conductor:
         bpm = self.now_playing.bpm if self.now_playing and self.now_playing.bpm > 0 else 120.0
         return seconds_until(self.bar, bar, bpm)
 
+    async def played(self) -> dict[str, Any]:
+        """The set's recent changes as heard, newest first (`/api/setlist`, the listener page)."""
+        return {"landed": self.booth.landed, "recent": list(reversed(self.booth.played))}
+
     async def state(self, clients: int) -> dict[str, Any]:
         d, m = self.direction, self.moves
         self._clients = clients
@@ -604,6 +608,7 @@ class Conductor:
             "last_result": self.last_result,
             "notice": self.notice,
             "locked": None if lock is None else lock.as_json(),
+            "landed": self.booth.landed,
         }
 
 

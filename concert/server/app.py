@@ -24,6 +24,7 @@ from concert.server.identity import COOKIE_NAME
 from concert.server.limits import Refusal
 from concert.server.runtime import Runtime, running
 from concert.server.ws import audience_socket
+from concert.store.base import StoreUnavailableError
 from engine.music.prompt import PromptError
 from engine.music.styles import UnknownStyleError
 
@@ -86,6 +87,15 @@ async def static(request: Request) -> Response:
 async def api_state(request: Request) -> Response:
     rt = _rt(request)
     return JSONResponse(await rt.conductor.state(rt.clients))
+
+
+async def api_setlist(request: Request) -> Response:
+    """The set's recent changes as heard, newest first: when, what, and who chose it (the crowd with its votes,
+    the DJ, the opening)."""
+    try:
+        return JSONResponse(await _rt(request).conductor.played(), headers={"Cache-Control": "no-store"})
+    except StoreUnavailableError as e:
+        return JSONResponse({"error": str(e)}, status_code=503)
 
 
 async def healthz(request: Request) -> Response:
@@ -203,6 +213,7 @@ def create_app(config: ServeConfig, worker: str | None = None) -> Starlette:
         Route("/dj", _page("dj.html")),
         Route("/qr.svg", qr_svg),
         Route("/api/state", api_state),
+        Route("/api/setlist", api_setlist),
         Route("/stream", stream),
         Route("/stream.opus", stream_opus),
         Route("/healthz", healthz),

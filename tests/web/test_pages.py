@@ -524,6 +524,11 @@ def test_listen_page_plays_the_stream(server: str, driver: webdriver.Chrome) -> 
     assert driver.execute_script("return arguments[0].canPlayType('audio/mpeg')", audio) in ("maybe", "probably")
     assert audio.get_attribute("controls") is not None  # native volume
     wait(driver, lambda d: d.find_element(By.ID, "np-genre").text not in ("", "—"), what="now playing")
+    played = wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#played li"), what="the recent setlist")
+    assert "the opening" in played[-1].text or "choice" in played[-1].text, played[-1].text
+    assert not driver.find_element(By.ID, "played-empty").is_displayed()
+    links = {a.get_attribute("href").removeprefix(server) for a in driver.find_elements(By.CSS_SELECTOR, ".players a")}
+    assert links == {"/stream", "/stream.opus"}
     a11y_smoke(driver)
     assert not small_targets(driver), small_targets(driver)
     assert not overflowing(driver), overflowing(driver)

@@ -173,6 +173,12 @@ def test_a_killed_worker_comes_back_and_its_phones_keep_their_identity(redis_url
             assert data.startswith(b"OggS") and b"OpusHead" in data[:64]
             pcm, rate = sf.read(io.BytesIO(data), dtype="float32")
             assert rate == 48000 and len(pcm) / rate > 1.5
+        # the recent setlist, which the conductor carries in its snapshot, answered by either worker
+        for _ in range(4):
+            with urllib.request.urlopen(f"{s.http}/api/setlist", timeout=10) as r:
+                played = json.loads(r.read())
+            assert played["recent"] and played["recent"][-1]["by"] == "opening"
+            assert played["landed"] >= len(played["recent"])
 
 
 def test_a_full_restart_carries_the_round_and_the_mix_on(redis_url: str, tmp_path: Path) -> None:

@@ -164,5 +164,14 @@ def test_the_setlist_marks_each_change_where_it_is_heard() -> None:
         for e in landed[1:]:  # marked on the bar its glide starts: not in the mix before, in it by the next bar
             bar, style = int(e["bar"]), str(e["winner"])
             assert style not in dict(s.playing[bar - 1].mix) and style in dict(s.playing[bar + 1].mix)
+        # the listener page's list: the same changes, newest first, each with the wall time it was heard
+        played = await s.c.played()
+        assert played["landed"] == len(landed) == (await s.c.state(0))["landed"]
+        assert [(p["bar"], p["by"]) for p in played["recent"]] == [(e["bar"], e["by"]) for e in reversed(landed)]
+        assert all(isinstance(p["at"], float) for p in played["recent"])
+        # and it carries over to a conductor that takes the set on
+        t = Set()
+        t.c.restore(s.c.snapshot())
+        assert await t.c.played() == played
 
     run(main)
