@@ -443,6 +443,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--round-bars", type=int, default=8, help="bars per phrase for the arrangement")
     r.set_defaults(func=_render)
 
+    rp = sub.add_parser("report", help="a recorded set as one HTML page and a setlist.json; last line JSON")
+    rp.add_argument("dir", type=Path, help="the folder --record wrote (or one set's folder in it)")
+    rp.add_argument("--out", type=Path, default=None, help="the page (default: report.html in the set's folder)")
+    rp.set_defaults(func=_report)
+
     k = sub.add_parser("soak", help="the live audio path for hours, faster than real time, under a simulated crowd")
     k.add_argument("--hours", type=float, default=24.0, help="audio hours to play")
     k.add_argument("--speed", type=float, default=0.0, help="times real time (0: as fast as the engine renders)")
@@ -473,6 +478,22 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(func=_bench)
     _add_training_parsers(sub)
     return p
+
+
+def _report(args: argparse.Namespace) -> int:
+    import json
+
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        print("concert report draws with matplotlib: pip install 'concert[report]'", file=sys.stderr)
+        return 2
+    from concert.report.page import report
+
+    done = report(args.dir, args.out)
+    print(f"concert report: {done.page} and {done.setlist}", flush=True)
+    print(json.dumps({"page": str(done.page), "setlist": str(done.setlist), **done.stats}), flush=True)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
@@ -34,6 +35,7 @@ from engine.source import Chunk, NowPlaying, Steerable
 log = logging.getLogger(__name__)
 
 SNAPSHOT_VERSION = 1  # of `Conductor.snapshot()`; a conductor refuses snapshots of another version
+SAMPLE_EVERY_S = 30.0  # seconds of the set between "sample" setlist events (mix, tempo, votes, phones): the report's timeline
 SetlistLog = Callable[[Mapping[str, object]], object]
 
 
@@ -78,6 +80,8 @@ class Counters:
     vote_changes: int = 0  # re-votes: a device moving its vote within a round (acknowledged, counted once)
     rounds: int = 0  # rounds closed
     late_landings: int = 0  # changes that landed after the bar they were meant for
+    suggestions: int = 0  # suggestions the board took
+    suggestions_refused: int = 0  # suggestions refused (artist names, abuse, no style in them, over a budget)
     steering_latency: Histogram = field(default_factory=_latency_histogram)  # seconds, decision to audible
 
 
@@ -122,6 +126,8 @@ class Conductor:
         self._next_id = int(clock()) * 100  # round ids stay unique across restarts on a shared store
         self._closing = False
         self._prompt_dirty = False
+        self._heard_s = 0.0  # seconds of the set heard so far (the audible block's start)
+        self._last_logged_sample = -math.inf  # set time of the last "sample" setlist event
         self._pending_landings: list[tuple[int, float]] = []  # (landing bar, wall time decided)
         self._landing_notes: dict[int, dict[str, object]] = {  # landing bar -> what the setlist says landed there
             0: {"label": genre(config.start_style).label, "winner": config.start_style, "by": "opening"}
@@ -188,6 +194,7 @@ class Conductor:
         if chunk.start_sample < 0:  # silence on underrun: the bar clock stands still
             return
         self.now_playing = chunk.now_playing
+        self._heard_s = chunk.start_sample / chunk.sample_rate  # set time: what the recording's clock reads
         for off, bar in chunk.bar_starts:
             self._on_bar(bar, landed_at=self.clock() + off / chunk.sample_rate)
         if chunk.bar is not None:
@@ -366,6 +373,15 @@ class Conductor:
 
     async def suggest(self, device: str, text: str) -> dict[str, object]:
         try:
+            taken = await self._suggest(device, text)
+        except Refused:
+            self.counters.suggestions_refused += 1
+            raise
+        self.counters.suggestions += 1
+        return taken
+
+    async def _suggest(self, device: str, text: str) -> dict[str, object]:
+        try:
             clean = self.moderator.moderate(text)
             resolve(Prompt.of(clean))
         except SuggestionRefused as e:
@@ -502,6 +518,11 @@ class Conductor:
         energy = self.prompt.energy if self.prompt.energy is not None else 0.0
         sample = Sample(self.clock(), bar, self.mix, float(bpm), float(energy), self.counters.votes, self._clients)
         self.booth.history.add(sample)
+        if self.setlist is not None and self._heard_s - self._last_logged_sample >= SAMPLE_EVERY_S:
+            self._last_logged_sample = self._heard_s
+            c = self.counters
+            counts = {"suggestions": c.suggestions, "suggestions_refused": c.suggestions_refused}
+            self.setlist({"event": "sample", **sample.as_json(), **counts, "vote_changes": c.vote_changes})
 
     # ----- hand-over (another process takes the set on) ----------------------
     def snapshot(self) -> dict[str, Any]:

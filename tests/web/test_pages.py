@@ -798,3 +798,16 @@ def test_a_vote_by_keyboard_alone(server: str, driver: webdriver.Chrome) -> None
     else:
         pytest.fail("the round closed before the keyboard vote could be seen four times running")
     wait(driver, lambda d: any("Vote counted" in s for s in said(d)), what="keyboard vote announced")
+
+
+def test_the_set_report_page_has_no_axe_violations(driver: webdriver.Chrome, tmp_path: Path) -> None:
+    from concert.playback.soak import SoakConfig, run_soak
+    from concert.report.page import report
+
+    run_soak(SoakConfig(hours=0.03, record=tmp_path))
+    done = report(tmp_path)
+    driver.get(done.page.as_uri())
+    images = driver.find_elements(By.CSS_SELECTOR, "img")
+    assert len(images) == 2 and all(img.get_attribute("naturalWidth") != "0" for img in images)  # they decode
+    assert axe_violations(driver) == []
+    shot(driver, "report")
