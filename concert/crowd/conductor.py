@@ -35,7 +35,7 @@ from engine.source import Chunk, NowPlaying, Steerable
 log = logging.getLogger(__name__)
 
 SNAPSHOT_VERSION = 1  # of `Conductor.snapshot()`; a conductor refuses snapshots of another version
-SAMPLE_EVERY_S = 30.0  # seconds of the set between "sample" setlist events (mix, tempo, votes, phones): the report's timeline
+SAMPLE_EVERY_S = 30.0  # seconds of the set between "sample" setlist events (the report's timeline)
 SetlistLog = Callable[[Mapping[str, object]], object]
 
 
