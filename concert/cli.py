@@ -8,7 +8,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from concert.config import OUTPUTS, ServeConfig
+from concert.config import OUTPUTS, TEXT_MODEL, ServeConfig
 from concert.crowd.aggregator import CROWD_MODES
 from concert.outputs.icecast import IcecastConfig
 from concert.server.limits import LimitsConfig
@@ -69,6 +69,7 @@ def _serve(args: argparse.Namespace) -> int:
         standbys=args.standbys,
         lease_s=args.lease,
         status_line=args.workers <= 1 and not args.no_status,
+        text_model=args.text_model,
     )
     if args.dj_token:
         kwargs["dj_token"] = args.dj_token
@@ -361,6 +362,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--device", default=None, help="sound device for --output speakers")
     s.add_argument("--record", type=Path, default=None, help="directory for the recording and setlist")
+    s.add_argument(
+        "--text-model",
+        choices=TEXT_MODEL,
+        default=ServeConfig.text_model,
+        help="suggestions in any words, read by a sentence encoder: auto (when installed), on, off",
+    )
     s.add_argument(
         "--icecast",
         action="append",

@@ -15,6 +15,7 @@ from concert.server.limits import LimitsConfig
 from engine.backends import BACKENDS, DEFAULT_BACKEND, DEFAULT_PRECISION, PRECISIONS
 
 OUTPUTS = ("none", "speakers")
+TEXT_MODEL = ("auto", "on", "off")
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class ServeConfig:
     lease_s: float = 3.0  # seconds the conductor's Redis lease lives unrenewed (a standby takes over after it)
     status_line: bool = False  # print the booth's status line (in place on a terminal, a line a minute in a log)
     icecast: tuple[IcecastConfig, ...] = ()  # Icecast mounts the set is pushed to, as their source
+    text_model: str = "auto"  # suggestions in any words: auto (when installed) | on (required) | off
 
     def __post_init__(self) -> None:
         if self.output not in OUTPUTS:
@@ -80,6 +82,8 @@ class ServeConfig:
             raise ValueError(f"standbys must be within 0..8, got {self.standbys}")
         if not 0.5 <= self.lease_s <= 60:
             raise ValueError(f"lease_s must be within 0.5..60 seconds, got {self.lease_s}")
+        if self.text_model not in TEXT_MODEL:
+            raise ValueError(f"text_model must be one of {TEXT_MODEL}, got {self.text_model!r}")
         if len(self.secret) < 16:
             raise ValueError("secret must be at least 16 bytes")
 

@@ -136,7 +136,8 @@ function onAck(msg) {
       updateCount();
       clearSuggestError();
       setSending(false);
-      announce(`Thanks! Your suggestion “${msg.suggestion.text ?? p.text}” is in the list.`);
+      const read = msg.suggestion.understood ? ` Understood as ${msg.suggestion.understood}.` : "";
+      announce(`Thanks! Your suggestion “${msg.suggestion.text ?? p.text}” is in the list.${read}`);
     } else if (!p) {
       p = take((x) => x.kind === "upvote");
       if (p) announce(`Upvoted “${p.text}”.`);
@@ -475,8 +476,11 @@ function renderSuggestions(list) {
     const n = sg.upvotes ?? 0;
     row.text = String(sg.text ?? "");
     setText(row.textEl, row.text);
+    const read = sg.understood ? String(sg.understood) : "";
+    setText(row.readEl, read ? `understood as ${read}` : "");
+    row.readEl.hidden = !read;
     setText(row.count, String(n));
-    setText(row.sr, `Upvote “${row.text}”, ${plural(n, "upvote", "upvotes")}`);
+    setText(row.sr, `Upvote “${row.text}”${read ? `, understood as ${read}` : ""}, ${plural(n, "upvote", "upvotes")}`);
     setAttr(row.btn, "aria-pressed", upvoted.has(id) ? "true" : "false");
     row.btn.dataset.count = String(n);
     if (ol.children[idx] !== row.li) {
@@ -489,11 +493,13 @@ function renderSuggestions(list) {
 
 function makeSuggestion(id) {
   const textEl = el("span", { class: "sug-text" });
+  const readEl = el("span", { class: "sug-read small", hidden: true });
   const count = el("span", { class: "sug-count" });
   const sr = el("span", { class: "sr-only" });
   const btn = el("button", { type: "button", class: "upvote", "aria-pressed": "false", "data-id": id },
     el("span", { "aria-hidden": "true", class: "sug-vis" }, el("span", { class: "arrow" }, "▲"), count), sr);
-  const row = { li: el("li", {}, textEl, btn), textEl, count, sr, btn, text: "" };
+  const words = el("span", { class: "sug-words" }, textEl, readEl);
+  const row = { li: el("li", {}, words, btn), textEl, readEl, count, sr, btn, text: "" };
   btn.addEventListener("click", () => upvote(id, row));
   return row;
 }

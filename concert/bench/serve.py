@@ -60,6 +60,9 @@ def serve(
 ) -> Iterator[Server]:
     """Start `concert serve ARGS` on a free port, wait for /healthz, stop it on exit.
 
+    The text model (half a gigabyte and seconds of CPU in the background) is off unless ARGS ask for it, so it
+    never competes with the audio path of a test or a benchmark that does not use it.
+
     Raises RuntimeError with the tail of the child's output if it exits or is not
     healthy within `timeout` seconds.
     """
@@ -67,7 +70,8 @@ def serve(
     with contextlib.ExitStack() as stack:
         folder = Path(log_dir) if log_dir is not None else Path(stack.enter_context(tempfile.TemporaryDirectory()))
         log = folder / f"serve-{port}.log"
-        cmd = [sys.executable, "-m", "concert", "serve", "--host", "127.0.0.1", "--port", str(port), *args]
+        words = () if "--text-model" in args else ("--text-model", "off")
+        cmd = [sys.executable, "-m", "concert", "serve", "--host", "127.0.0.1", "--port", str(port), *words, *args]
         with log.open("wb") as out:
             proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
         server = Server(port, proc, log)

@@ -25,6 +25,7 @@ from concert.crowd.ballots import Ballot, Cast, OpenBallots, Refused
 from concert.crowd.booth import MAX_BLOCKED, MAX_LOCK_BARS, Booth, Lock, Sample, check_words
 from concert.crowd.moderation import Moderator, SuggestionRefused
 from concert.crowd.rounds import Schedule, seconds_until
+from concert.crowd.words import Understand, Words
 from concert.store.base import RoundClosedError, Store, StoreUnavailableError, UnknownSuggestionError
 from engine.music.interpret import resolve
 from engine.music.meter import clamp_bpm
@@ -94,6 +95,7 @@ class Conductor:
         *,
         moderator: Moderator,
         setlist: SetlistLog | None = None,
+        understand: Understand | None = None,
         clock: Callable[[], float] = time.time,
         on_change: Callable[[], None] = lambda: None,
     ) -> None:
@@ -105,6 +107,7 @@ class Conductor:
         self.moderator = moderator
         self._base_moderator = moderator  # the shipped lists; the booth's words go on top (`block`)
         self.booth = Booth()
+        self.words = Words(understand)  # which style a suggestion plays; the text model's readings
         self._clients = 0  # phones connected, as the last state build saw them
         self.setlist = setlist
         self.clock = clock
@@ -275,6 +278,7 @@ class Conductor:
                     await self.store.remove_suggestion(o.id[2:])
             promoted = await self._promoted_suggestions()
             await self._clear_board(keep={o.id[2:] for o in promoted})
+            self.words.keep(o.label for o in promoted)  # their styles are on the new ballot; the rest are gone
         section = sched.section_for(lands)
         if self.live.drop or self.booth.drop_pending:  # the crowd's "drop it" or the booth's build-and-drop
             section = "drop"
@@ -338,7 +342,7 @@ class Conductor:
 
     async def _promoted_suggestions(self) -> tuple[agg.Option, ...]:
         top = await self.store.top_suggestions(self.config.suggestion_options)
-        return tuple(agg.Option(f"s:{s.id}", s.text, s.text) for s in top if s.upvotes > 0)
+        return tuple(agg.Option(f"s:{s.id}", s.text, self.words.style(s.text)) for s in top if s.upvotes > 0)
 
     # ----- crowd input -----------------------------------------------------
     def open_ballots(self) -> OpenBallots:
@@ -383,7 +387,7 @@ class Conductor:
     async def _suggest(self, device: str, text: str) -> dict[str, object]:
         try:
             clean = self.moderator.moderate(text)
-            resolve(Prompt.of(clean))
+            reading = await self.words.read(clean)
         except SuggestionRefused as e:
             raise Refused("refused", str(e)) from None
         except (UnknownStyleError, PromptError) as e:
@@ -397,7 +401,12 @@ class Conductor:
         self._suggested[device] = self._suggested.get(device, 0) + 1
         self._board.add(s.id)
         self._on_change()
-        return {"id": s.id, "text": s.text, "upvotes": s.upvotes}
+        return {
+            "id": s.id,
+            "text": s.text,
+            "upvotes": s.upvotes,
+            "understood": None if reading is None else reading.label,
+        }
 
     async def upvote(self, device: str, suggestion_id: str) -> dict[str, object]:
         try:
@@ -544,6 +553,7 @@ class Conductor:
             "board": sorted(self._board),
             "suggested": dict(self._suggested),
             "booth": self.booth.snapshot(int(self.bar)),
+            "words": self.words.snapshot(),
         }
 
     def restore(self, snap: Mapping[str, Any]) -> None:
@@ -581,6 +591,7 @@ class Conductor:
             self.booth.restore(dict(snap.get("booth") or {}), bar)
         except (KeyError, TypeError, ValueError) as e:
             log.warning("the booth's lock and blocklist could not be carried on (%r)", e)
+        self.words.restore(dict(snap.get("words") or {}))
         self._apply_blocked()
         self._schedule(self._build_prompt(sched.section_for(bar + 1), ramp_bars=0), at_bar=None)
         self._on_change()
@@ -621,7 +632,9 @@ class Conductor:
             "mode": self.mode,
             "voting": self.voting,
             "suggestions": [
-                {"id": s.id, "text": s.text, "upvotes": s.upvotes} for s in suggestions if f"s:{s.id}" not in on_ballot
+                {"id": s.id, "text": s.text, "upvotes": s.upvotes, "understood": self.words.label(s.text)}
+                for s in suggestions
+                if f"s:{s.id}" not in on_ballot
             ],
             "bar": int(self.bar),
             "round_bars": self.config.schedule.round_bars,

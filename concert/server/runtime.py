@@ -16,6 +16,7 @@ from concert.crowd import aggregator as agg
 from concert.crowd.conductor import Conductor, ConductorConfig
 from concert.crowd.moderation import ModerationConfig, Moderator, load_wordlist
 from concert.crowd.rounds import Schedule
+from concert.crowd.words import Reading, Understand, load_understanding
 from concert.outputs.base import Output
 from concert.outputs.icecast import IcecastStats, push
 from concert.outputs.mp3 import Mp3Stream
@@ -31,6 +32,7 @@ from concert.store import open_store
 from concert.store.base import Store, StoreUnavailableError
 from engine import backends
 from engine.music.prompt import Prompt
+from engine.music.styles import UnknownStyleError
 from engine.playback.failover import Failover, FailoverConfig
 from engine.playback.lookahead import Lookahead, LookaheadConfig
 from engine.source import AudioSource
@@ -172,6 +174,44 @@ class PreflightError(RuntimeError):
     """The set cannot start: the message says what is missing and how to fix it."""
 
 
+async def _words(config: ServeConfig) -> tuple[Understand | None, Callable[[], None]]:
+    """The text model for suggestions in any words, when configured and installed. `on` loads it before the set
+    starts (and fails the start if it cannot); `auto` loads it in the background (seconds of CPU): a suggestion
+    that needs it meanwhile waits for it."""
+    from engine.text.encoder import TextModelError, model_folder
+
+    if config.text_model == "off" or (config.text_model == "auto" and model_folder() is None):
+        why = "off" if config.text_model == "off" else "not installed"
+        log.info("suggestions need a genre word (the text model is %s)", why)
+        return None, lambda: None
+    loading = asyncio.get_running_loop().run_in_executor(None, load_understanding)
+    if config.text_model == "on":
+        await asyncio.shield(loading)
+
+    def loaded(done: asyncio.Future[tuple[Understand, Callable[[], None]]]) -> None:
+        if done.cancelled():
+            return
+        if done.exception() is not None:
+            log.warning("suggestions need a genre word: %s", done.exception())
+        else:
+            log.info("suggestions in any words: the text model is loaded")
+
+    loading.add_done_callback(loaded)
+
+    async def understand(text: str) -> Reading:
+        try:
+            inner, _ = await asyncio.shield(loading)
+        except TextModelError:
+            raise UnknownStyleError(f"{text!r} names no genre, and the text model is not working here") from None
+        return await inner(text)
+
+    def stop() -> None:
+        if loading.done() and not loading.cancelled() and loading.exception() is None:
+            loading.result()[1]()
+
+    return understand, stop
+
+
 def preflight(config: ServeConfig) -> None:
     """Check the store and the sound device before the server binds its port."""
     store = open_store(config.store)
@@ -191,6 +231,11 @@ def preflight(config: ServeConfig) -> None:
             Speakers(SpeakersConfig(device=config.speakers_device)).close()
         except SpeakersUnavailableError as e:
             raise PreflightError(str(e)) from None
+    if config.text_model == "on":
+        from engine.text.encoder import INSTALL, model_folder
+
+        if model_folder() is None:
+            raise PreflightError(f"--text-model on, but the text model is not installed: {INSTALL}")
     if config.backend == "embedded":
         from engine.embedded.weights import SHIPPED, WeightsError, load_embedded
 
@@ -231,12 +276,14 @@ async def running(config: ServeConfig) -> AsyncIterator[Runtime]:
         )
         deck = build_deck(config, source)
         news = asyncio.Event()
+        understand, stop_words = await _words(config)
         conductor = Conductor(
             cconf,
             store,
             deck,
             moderator=Moderator(ModerationConfig(), load_wordlist("artists"), load_wordlist("blocked_words")),
             setlist=recorder.log if recorder is not None else None,
+            understand=understand,
             on_change=news.set,
         )
         deck.start()
@@ -280,6 +327,7 @@ async def running(config: ServeConfig) -> AsyncIterator[Runtime]:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await t
             player.stop()
+            stop_words()
             await conductor.aclose()
             deck.close()
             for out in outputs:

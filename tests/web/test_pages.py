@@ -83,7 +83,7 @@ def server() -> Iterator[str]:
     if given:
         yield given.rstrip("/")
         return
-    args = ("--output", "none", "--round-bars", "2", "--dj-token", DJ_TOKEN, *ONE_NAT)
+    args = ("--output", "none", "--round-bars", "2", "--dj-token", DJ_TOKEN, "--text-model", "on", *ONE_NAT)
     with serve(*args) as srv:
         yield srv.http
 
@@ -511,6 +511,29 @@ def test_suggestions_refused_added_and_upvoted(server: str, driver: webdriver.Ch
         assert reply["type"] == "ack", reply
     wait(driver, lambda d: int(row_button(d).get_attribute("data-count")) >= before + 1, what="upvote count moved")
     shot(driver, "audience_suggested")
+    assert not console_errors(driver), console_errors(driver)
+
+
+def test_words_without_a_genre_are_understood_and_the_phone_is_told(server: str, driver: webdriver.Chrome) -> None:
+    open_page(driver, server + "/")
+    wait_live(driver)
+    fresh_direction_round(server)  # a new song: this phone's suggestion budget is fresh
+    box = driver.find_element(By.ID, "suggest-input")
+    box.clear()
+    box.send_keys("rainy day piano")
+    box.submit()
+
+    def row(d):
+        for li in d.find_elements(By.CSS_SELECTOR, "#suggestions li"):
+            if li.find_element(By.CSS_SELECTOR, ".sug-text").text == "rainy day piano":
+                return li
+        return None
+
+    li = wait(driver, row, what="the suggestion listed")
+    read = li.find_element(By.CSS_SELECTOR, ".sug-read")
+    assert read.is_displayed() and read.text == "understood as Lo-fi", read.text
+    assert "understood as Lo-fi" in li.find_element(By.CSS_SELECTOR, "button.upvote").accessible_name
+    wait(driver, lambda d: any("Understood as Lo-fi" in s for s in said(d)), what="the reading announced")
     assert not console_errors(driver), console_errors(driver)
 
 

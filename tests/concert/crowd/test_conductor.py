@@ -12,6 +12,7 @@ from concert.crowd import aggregator as agg
 from concert.crowd.conductor import Conductor, ConductorConfig, Refused
 from concert.crowd.moderation import ModerationConfig, Moderator, load_wordlist
 from concert.crowd.rounds import Schedule
+from concert.crowd.words import Understand, load_understanding
 from concert.store.memory import MemoryStore
 from engine.music.prompt import Prompt, PromptError
 from engine.playback.clock import BarClock
@@ -22,7 +23,14 @@ from engine.synth.source import StyleSynth, SynthConfig
 class Set:
     """A conductor over a synth, played as fast as it renders."""
 
-    def __init__(self, mode: str = "democracy", round_bars: int = 2, song_phrases: int = 2, lead: int = 1) -> None:
+    def __init__(
+        self,
+        mode: str = "democracy",
+        round_bars: int = 2,
+        song_phrases: int = 2,
+        lead: int = 1,
+        understand: Understand | None = None,
+    ) -> None:
         self.events: list[dict[str, object]] = []
         self.source = StyleSynth(SynthConfig(sample_rate=12000, seed=1), Prompt.of("house"))
         schedule = Schedule(round_bars=round_bars, song_phrases=song_phrases, close_lead_bars=lead)
@@ -36,6 +44,7 @@ class Set:
             self.source,
             moderator=moderator,
             setlist=self._log,
+            understand=understand,
             clock=lambda: 1e9,
             on_change=self._news,
         )
@@ -146,6 +155,46 @@ def test_suggestions_are_moderated_then_promoted_into_the_ballot() -> None:
         state = await s.c.state(clients=1)
         assert f"s:{sug['id']}" in [o["id"] for o in state["options"]]
         assert all(x["id"] != sug["id"] for x in state["suggestions"])  # shown once, on the ballot
+
+    run(main)
+
+
+def test_words_without_a_genre_are_understood_by_the_text_model_and_played() -> None:
+    async def main() -> None:
+        understand, stop = load_understanding()  # the real shipped MiniLM
+        try:
+            s = Set(understand=understand)
+            with pytest.raises(Refused) as e:
+                await s.c.suggest("a", "my tax return")  # nothing musical in it
+            assert e.value.code == "refused" and "sounds like no style" in e.value.message
+            with pytest.raises(Refused):
+                await s.c.suggest("a", "rainy piano like Daft Punk")  # artist names are refused before any reading
+            sug = await s.c.suggest("a", "rainy day piano")
+            assert sug["understood"] == "Lo-fi"
+            plain = await s.c.suggest("b", "dark techno")  # a genre word: plays as written, nothing to show
+            assert plain["understood"] is None
+            state = await s.c.state(clients=1)
+            assert {x["text"]: x["understood"] for x in state["suggestions"]} == {
+                "rainy day piano": "Lo-fi",
+                "dark techno": None,
+            }
+            assert (s.c.counters.suggestions, s.c.counters.suggestions_refused) == (2, 2)
+            await s.c.upvote("c", str(sug["id"]))
+            await s.bars(4)
+            option = next(o for o in s.c.direction.options if o.id == f"s:{sug['id']}")
+            assert option.label == "rainy day piano" and option.style == "lofi"  # the crowd's words, the model's style
+            # a conductor that takes over plays the same reading, with no model of its own
+            t = Set()
+            t.c.restore(s.c.snapshot())
+            assert t.c.words.style("rainy day piano") == "lofi"
+            for _ in range(3):
+                await s.c.vote(f"v{_}", s.c.direction.id, option.id)
+            await s.bars(12)
+            won = [e for e in s.events if e["event"] == "round" and e["winner"] == option.id]
+            assert won and won[0]["label"] == "rainy day piano"
+            assert dict(s.c.mix).get("lofi", 0) > 0.5 and s.playing[-1].genre == "lofi"  # the words won: lo-fi plays
+        finally:
+            stop()
 
     run(main)
 
