@@ -24,6 +24,7 @@ the file keeps the stream's timeline and setlist times stay true.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -254,8 +255,19 @@ class Recorder:
                 part.unlink(missing_ok=True)
             try:
                 self._write_cue(index)
+                self._write_setlist_json()
             except OSError:
                 pass  # the setlist still has every change
+
+    def _write_setlist_json(self) -> None:
+        """setlist.json: the set so far as one JSON document (`concert.report.setlist`), rewritten atomically at
+        every hour's close and at the end."""
+        from concert.report.setlist import read_setlist, setlist_document
+
+        doc = setlist_document(self.path.name, read_setlist(self.setlist_path.read_text(errors="replace").splitlines()))
+        tmp = self.path / "setlist.json.part"
+        tmp.write_text(json.dumps(doc, indent=1))
+        os.replace(tmp, self.path / "setlist.json")
 
     def _write_cue(self, index: int) -> None:
         """The CUE sheet of closed file `index`, from the setlist so far (writer thread; atomic rename)."""
@@ -304,5 +316,7 @@ class Recorder:
         self._archiver.join()
         os.fsync(self._setlist)
         os.close(self._setlist)
+        with contextlib.suppress(OSError):
+            self._write_setlist_json()
         if self._error is not None:
             raise RuntimeError(f"recording to {self.audio_path} failed: {self._error}") from self._error

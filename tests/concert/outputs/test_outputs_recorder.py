@@ -236,6 +236,13 @@ def test_each_closed_hour_gets_a_cue_sheet_of_what_landed_in_it(tmp_path: Path) 
     assert second.index('"Techno (the crowd, 12 votes)"') < second.index('"Ambient (dj)"')  # carried, then landed
     assert "INDEX 01 00:00:38" in second
     assert third.count("TRACK") == 1 and '"Ambient (dj)"' in third  # the hour opens on what plays
+    doc = json.loads((recorder.path / "setlist.json").read_text())  # the whole set as one JSON document
+    assert [(t["label"], t["by"]) for t in doc["tracks"]] == [
+        ("House", "opening"),
+        ("Techno", "crowd"),
+        ("Ambient", "dj"),
+    ]
+    assert doc["set"] == recorder.path.name and doc["tracks"][1]["votes"] == 12 and 0.4 < doc["tracks"][1]["t"] < 0.6
 
 
 def test_without_archiving_the_wave64_files_stay_bit_for_bit(tmp_path: Path) -> None:
