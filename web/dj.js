@@ -1,6 +1,7 @@
 // The DJ console: live state, crowd control and the prompt override.
 import { $, el, setText, setAttr, connect, prettyStyle, mixText, fmtClock, plural, keyedList } from "./common.js";
 import { initBooth, operatorName } from "./booth.js";
+import { initSound } from "./sound.js";
 
 // ---------- token ----------
 // The token comes in the URL once; it moves to sessionStorage and out of the
@@ -251,6 +252,7 @@ for (const radio of document.querySelectorAll('input[name="mode"]')) {
   });
 }
 if (token) initBooth({ api, act, toast, labels });
+initSound();
 
 function veto(option, label) {
   act("/api/dj/veto", { option }, `Vetoed ${label || option}.`);

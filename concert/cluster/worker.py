@@ -200,7 +200,11 @@ class WorkerRuntime:
             body = {**conductor, "store": store_ok}
             if not store_ok:
                 body.update(ok=False, status="down")
-        body.update(worker=self.worker, worker_clients=self.clients)
+        body.update(
+            worker=self.worker,
+            worker_clients=self.clients,
+            worker_listeners={"mp3": self.stream.listeners, "opus": self.opus.listeners},
+        )
         return body, 200 if body.get("status") in ("ok", "degraded") else 503
 
     async def _listen(self, stop: asyncio.Event) -> None:

@@ -134,6 +134,7 @@ class Runtime:
             "buffered_seconds": deck["buffered_seconds"],
             "dropped_audio_seconds": round(self.player.dropped_seconds, 3),  # what the listeners missed so far
             "clients": self.clients,
+            "listeners": {"mp3": self.stream.listeners, "opus": self.opus.listeners},
         }
         if self.icecast:
             body["icecast"] = [s.as_json() for s in self.icecast]

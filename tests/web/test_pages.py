@@ -23,6 +23,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from concert.bench.serve import ONE_NAT, serve
@@ -594,6 +595,27 @@ def test_dj_without_token_shows_auth_error(server: str, driver: webdriver.Chrome
     assert api_state(server)["voting"] == "open"
     assert _post(server + "/api/dj/voting", {"voting": "paused"}, token=None)[0] == 401
     driver.execute_script("sessionStorage.clear()")
+
+
+def test_dj_console_shows_the_sound_and_who_listens(server: str, driver: webdriver.Chrome) -> None:
+    open_page(driver, server + f"/dj?token={DJ_TOKEN}")
+    wait(driver, lambda d: d.find_element(By.ID, "h-status").text == "ok", what="health on the console")
+    assert driver.find_element(By.ID, "h-audible").text == "the synth backend"
+    assert float(driver.find_element(By.ID, "h-buffered").text.removesuffix(" s")) > 0
+    assert driver.find_element(By.ID, "h-dropped").text == "0.0 s"
+    before = driver.find_element(By.ID, "h-listeners").text
+    with httpx.stream("GET", f"{server}/stream.opus", timeout=30) as r:  # a listener in a media player
+        chunks = r.iter_bytes()  # kept: a dropped iterator closes the response
+        next(chunks)
+        wait(
+            driver,
+            lambda d: (
+                d.find_element(By.ID, "h-listeners").text != before
+                and "1 Opus" in d.find_element(By.ID, "h-listeners").text
+            ),
+            timeout=15,
+            what=f"the Opus listener counted (it said {before!r})",
+        )
 
 
 def test_dj_console_pauses_the_audience(server: str, driver: webdriver.Chrome) -> None:
