@@ -10,6 +10,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
+from concert.outputs import Mp3Stream, OpusStream
 from concert.server.app import healthz
 from concert.server.runtime import Runtime
 from concert.store.memory import MemoryStore
@@ -28,6 +29,9 @@ def client(deck: Failover, backend: str) -> TestClient:
         config=SimpleNamespace(backend=backend),
         clients=0,
         player=SimpleNamespace(dropped_seconds=0.0),
+        stream=Mp3Stream(),
+        opus=OpusStream(),
+        icecast=[],
     )
     rt.health = functools.partial(Runtime.health, rt)  # the real Runtime.health on just what it reads
     app.state.runtime = rt
