@@ -15,15 +15,16 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, replace
-from typing import Any, cast
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from prometheus_client import Histogram
 
 from concert.crowd import aggregator as agg
 from concert.crowd.ballots import Ballot, Cast, OpenBallots, Refused
 from concert.crowd.booth import Booth, Sample
-from concert.crowd.desk import Desk, Pinned
+from concert.crowd.desk import Pinned
+from concert.crowd.handover import Handover
 from concert.crowd.moderation import Moderator, SuggestionRefused
 from concert.crowd.rounds import Schedule, seconds_until
 from concert.crowd.words import Understand, Words
@@ -36,7 +37,6 @@ from engine.source import Chunk, NowPlaying, Steerable
 
 log = logging.getLogger(__name__)
 
-SNAPSHOT_VERSION = 1  # of `Conductor.snapshot()`; a conductor refuses snapshots of another version
 SAMPLE_EVERY_S = 30.0  # seconds of the set between "sample" setlist events (the report's timeline)
 SetlistLog = Callable[[Mapping[str, object]], object]
 
@@ -77,7 +77,7 @@ class Counters:
     steering_latency: Histogram = field(default_factory=_latency_histogram)  # seconds, decision to audible
 
 
-class Conductor(Desk):
+class Conductor(Handover):
     def __init__(
         self,
         config: ConductorConfig,
@@ -417,69 +417,6 @@ class Conductor(Desk):
             c = self.counters
             counts = {"suggestions": c.suggestions, "suggestions_refused": c.suggestions_refused}
             self.setlist({"event": "sample", **sample.as_json(), **counts, "vote_changes": c.vote_changes})
-
-    # ----- hand-over (another process takes the set on) ----------------------
-    def snapshot(self) -> dict[str, Any]:
-        """What a conductor in another process needs to carry the set on: the mix and everything that steers
-        it, the open rounds (their votes are in the shared store) and the board. JSON-serialisable."""
-        return {
-            "version": SNAPSHOT_VERSION,
-            "mode": self.mode,
-            "voting": self.voting,
-            "mix": [list(sw) for sw in self.mix],
-            "home": [list(sw) for sw in self.home],
-            "live": asdict(self.live),
-            "pinned": asdict(self.pinned),
-            "last_result": self.last_result,
-            "notice": self.notice,
-            "next_id": self._next_id,
-            "direction": self.direction.as_json(),
-            "moves": self.moves.as_json(),
-            "board": sorted(self._board),
-            "suggested": dict(self._suggested),
-            "booth": self.booth.snapshot(int(self.bar)),
-            "words": self.words.snapshot(),
-        }
-
-    def restore(self, snap: Mapping[str, Any]) -> None:
-        """Carry on from `snapshot()` of another conductor; the same rounds stay open (their votes count), timed
-        on this conductor's bar clock. ValueError for a snapshot this version cannot read."""
-        if not isinstance(snap, Mapping) or snap.get("version") != SNAPSHOT_VERSION:
-            raise ValueError(f"not a conductor snapshot of version {SNAPSHOT_VERSION}")
-        try:
-            mode = str(snap["mode"])
-            if mode not in agg.CROWD_MODES:
-                raise ValueError(f"unknown mode {mode!r}")
-            mix = agg.normalize({str(s): float(w) for s, w in snap["mix"]}, 0.0)
-            home = agg.normalize({str(s): float(w) for s, w in snap["home"]}, 0.0)
-            live = agg.Live(**snap["live"])
-            pinned = Pinned(**snap["pinned"])
-            direction = Ballot.from_json(snap["direction"])
-            moves = Ballot.from_json(snap["moves"])
-        except (KeyError, TypeError) as e:
-            raise ValueError(f"conductor snapshot is malformed: {e!r}") from None
-        sched = self.config.schedule
-        bar = int(self.bar)
-        direction.close_bar = sched.direction_close_bar(bar)
-        direction.lands_bar = sched.landing_bar(direction.close_bar)
-        moves.close_bar = sched.moves_close_bar(bar)
-        moves.lands_bar = sched.landing_bar(moves.close_bar)
-        self.mode, self.mix, self.home, self.live, self.pinned = cast(agg.CrowdMode, mode), mix, home, live, pinned
-        self.voting = "paused" if snap.get("voting") == "paused" else "open"
-        self.last_result = snap.get("last_result")
-        self.notice = snap.get("notice")
-        self._next_id = max(self._next_id, int(snap.get("next_id", 0)))
-        self.direction, self.moves = direction, moves
-        self._board = {str(b) for b in snap.get("board", ())}
-        self._suggested = {str(d): int(n) for d, n in dict(snap.get("suggested", {})).items()}
-        try:
-            self.booth.restore(dict(snap.get("booth") or {}), bar)
-        except (KeyError, TypeError, ValueError) as e:
-            log.warning("the booth's lock and blocklist could not be carried on (%r)", e)
-        self.words.restore(dict(snap.get("words") or {}))
-        self._apply_blocked()
-        self._schedule(self._build_prompt(sched.section_for(bar + 1), ramp_bars=0), at_bar=None)
-        self._on_change()
 
     # ----- state -------------------------------------------------------------
     def seconds_until(self, bar: int) -> float:
