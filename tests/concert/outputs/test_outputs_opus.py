@@ -4,36 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import struct
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 from concert.outputs import OpusConfig, OpusStream, Output, StreamConfig
 from concert.outputs.opus import PageSplitter
-from engine.source import Chunk, NowPlaying
-
-RATE = 24000  # Hz, the source rate in these tests
-NOW = NowPlaying(genre="house", bpm=120.0, section="intro", energy=0.5, mix=(("house", 1.0),))
+from tests.support.audio import RATE, chunks, decode
 
 
 def _tone(seconds: float, freq: float = 440.0) -> np.ndarray:
     t = np.arange(int(seconds * RATE)) / RATE
     return (0.4 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
-
-
-def _chunks(signal: np.ndarray, block: int = 2400, start: int = 0) -> Iterator[Chunk]:
-    for i in range(0, len(signal), block):
-        yield Chunk(signal[i : i + block], RATE, start + i, (), NOW)
-
-
-def _decode(data: bytes, tmp_path: Path, name: str = "out.opus") -> tuple[np.ndarray, int]:
-    path = tmp_path / name
-    path.write_bytes(data)
-    pcm, rate = sf.read(path, dtype="float32")
-    return pcm, rate
 
 
 def _peak_hz(pcm: np.ndarray, rate: int) -> float:
@@ -64,7 +48,7 @@ def test_a_tone_comes_out_at_48_khz_at_its_bitrate(tmp_path: Path) -> None:
     async def main() -> tuple[OpusStream, bytes]:
         stream = OpusStream(opus=OpusConfig(bitrate_kbps=64))
         listener = stream.subscribe()
-        for chunk in _chunks(_tone(6.0)):
+        for chunk in chunks(_tone(6.0)):
             stream.write(chunk)
         stream.close()
         return stream, b"".join([d async for d in listener])
@@ -72,7 +56,7 @@ def test_a_tone_comes_out_at_48_khz_at_its_bitrate(tmp_path: Path) -> None:
     stream, data = asyncio.run(main())
     assert data.startswith(b"OggS") and b"OpusHead" in data[:100] and b"OpusTags" in data[:1000]
     assert len(data) == stream.bytes_encoded + len(stream.header)
-    pcm, rate = _decode(data, tmp_path)
+    pcm, rate = _decode_as(data, tmp_path)
     assert rate == 48000
     assert abs(len(pcm) / rate - 6.0) < 0.1
     assert abs(_peak_hz(pcm[2 * rate : 3 * rate], rate) - 440.0) <= 1.0
@@ -82,7 +66,7 @@ def test_a_tone_comes_out_at_48_khz_at_its_bitrate(tmp_path: Path) -> None:
 
 def test_a_listener_joining_mid_stream_gets_the_headers_then_the_burst(tmp_path: Path) -> None:
     stream = OpusStream(StreamConfig(burst_seconds=2.0))
-    for chunk in _chunks(_tone(5.0)):
+    for chunk in chunks(_tone(5.0)):
         stream.write(chunk)
     late = stream.subscribe()
     primer = _drain(late)
@@ -91,10 +75,10 @@ def test_a_listener_joining_mid_stream_gets_the_headers_then_the_burst(tmp_path:
     assert pages[1].granule == 0 and b"OpusTags" in pages[1].data
     assert all(p.granule > 0 for p in pages[2:]) and len(pages) >= 4  # audio from the middle of the stream
     assert pages[2].granule > 2 * 48000  # not the start
-    for chunk in _chunks(_tone(2.0, 660.0), start=5 * RATE):
+    for chunk in chunks(_tone(2.0, 660.0), start=5 * RATE):
         stream.write(chunk)
     stream.close()
-    pcm, rate = _decode(primer + _drain(late), tmp_path)
+    pcm, rate = _decode_as(primer + _drain(late), tmp_path)
     assert 2.0 + 1.0 < len(pcm) / rate < 2.0 + 3.5  # the burst (whole pages of about 1 s), then what followed
     assert abs(_peak_hz(pcm[-rate // 2 :], rate) - 660.0) <= 2.0
 
@@ -102,7 +86,7 @@ def test_a_listener_joining_mid_stream_gets_the_headers_then_the_burst(tmp_path:
 def test_a_relay_passes_the_stream_on_from_any_cut_and_a_late_relay_takes_the_headers() -> None:
     source = OpusStream()
     tap = source.subscribe(burst=False)
-    for chunk in _chunks(_tone(3.0)):
+    for chunk in chunks(_tone(3.0)):
         source.write(chunk)
     encoded = _drain(tap)
 
@@ -132,7 +116,7 @@ def test_a_new_chain_ends_the_listeners_of_the_old_one() -> None:
     def encoded(seconds: float) -> bytes:
         s = OpusStream()
         tap = s.subscribe(burst=False)
-        for chunk in _chunks(_tone(seconds)):
+        for chunk in chunks(_tone(seconds)):
             s.write(chunk)
         return _drain(tap)
 
@@ -152,3 +136,7 @@ def test_a_new_chain_ends_the_listeners_of_the_old_one() -> None:
     heard, one_left, fresh = asyncio.run(main())
     assert heard.startswith(first[:100]) and second[:100] not in heard
     assert one_left and fresh.startswith(second[:100])
+
+
+def _decode_as(data: bytes, tmp_path: Path, name: str = "out.opus") -> tuple[np.ndarray, int]:
+    return decode(data, tmp_path, name)

@@ -11,16 +11,13 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-import soundfile as sf
 import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import Route
 
 from concert.outputs import Mp3Config, Mp3Stream, Output, StreamClosedError, StreamConfig, TooManyListenersError
-from engine.source import Chunk, NowPlaying
-
-RATE = 24000  # Hz, the source rate in these tests
-NOW = NowPlaying(genre="house", bpm=120.0, section="intro", energy=0.5, mix=(("house", 1.0),))
+from engine.source import Chunk
+from tests.support.audio import NOW, RATE, chunks, decode
 
 
 def _signal(seconds: float, seed: int = 0) -> np.ndarray:
@@ -28,18 +25,6 @@ def _signal(seconds: float, seed: int = 0) -> np.ndarray:
     t = np.arange(int(seconds * RATE)) / RATE
     noise = np.random.default_rng(seed).standard_normal(t.size) * ((t < 1.0) & (np.sin(2 * np.pi * 4 * t) > 0.5))
     return (0.4 * np.sin(2 * np.pi * 440 * t) + 0.3 * noise).astype(np.float32)
-
-
-def _chunks(signal: np.ndarray, block: int = 2400, start: int = 0) -> Iterator[Chunk]:
-    for i in range(0, len(signal), block):
-        yield Chunk(signal[i : i + block], RATE, start + i, (), NOW)
-
-
-def _decode(data: bytes, tmp_path: Path, name: str = "out.mp3") -> tuple[np.ndarray, int]:
-    path = tmp_path / name
-    path.write_bytes(data)
-    pcm, rate = sf.read(path, dtype="float32")
-    return pcm, rate
 
 
 def _out_of_band_db(pcm: np.ndarray, rate: int, lo: float = 400.0, hi: float = 480.0) -> float:
@@ -61,14 +46,14 @@ def test_tone_comes_out_at_440_hz_at_44_1_khz_without_seams(tmp_path: Path) -> N
     async def main() -> tuple[Mp3Stream, bytes]:
         stream = Mp3Stream()
         with stream.subscribe() as listener:
-            for chunk in _chunks(_signal(4.0)):
+            for chunk in chunks(_signal(4.0)):
                 stream.write(chunk)
             stream.close()
             return stream, await _collect(listener)
 
     stream, data = asyncio.run(main())
     assert len(data) == stream.bytes_encoded > 0
-    pcm, rate = _decode(data, tmp_path)
+    pcm, rate = _decode_as(data, tmp_path)
     assert rate == 44100
     assert abs(len(pcm) / rate - 4.0) < 0.1  # encoder delay and frame padding only
     clean = pcm[2 * rate : 3 * rate]  # one second of pure tone, after the noise bursts
@@ -82,14 +67,14 @@ def test_other_rates_and_bitrates_encode(tmp_path: Path) -> None:
     async def main() -> bytes:
         stream = Mp3Stream(mp3=Mp3Config(sample_rate=22050, bitrate_kbps=64))
         with stream.subscribe() as listener:
-            for chunk in _chunks(_signal(2.0)):
+            for chunk in chunks(_signal(2.0)):
                 stream.write(chunk)
             stream.close()
             return await _collect(listener)
 
     data = asyncio.run(main())
     assert abs(len(data) - 2.0 * 64000 / 8) < 1500  # constant bitrate
-    pcm, rate = _decode(data, tmp_path)
+    pcm, rate = _decode_as(data, tmp_path)
     assert rate == 22050
     assert abs(len(pcm) / rate - 2.0) < 0.1
 
@@ -100,21 +85,21 @@ def test_listener_joining_mid_stream_gets_a_decodable_burst(tmp_path: Path) -> N
     async def main() -> tuple[bytes, bytes]:
         stream = Mp3Stream(config)
         signal = _signal(5.0)
-        for chunk in _chunks(signal[: 3 * RATE]):
+        for chunk in chunks(signal[: 3 * RATE]):
             stream.write(chunk)
         with stream.subscribe() as late:
             burst = await late.__anext__()
-            for chunk in _chunks(signal[3 * RATE :], start=3 * RATE):
+            for chunk in chunks(signal[3 * RATE :], start=3 * RATE):
                 stream.write(chunk)
             stream.close()
             return burst, burst + await _collect(late)
 
     burst, everything = asyncio.run(main())
     assert burst[0] == 0xFF and burst[1] & 0xE0 == 0xE0  # starts on an MP3 frame header
-    pcm, rate = _decode(burst, tmp_path, "burst.mp3")
+    pcm, rate = _decode_as(burst, tmp_path, "burst.mp3")
     assert rate == 44100
     assert config.burst_seconds - 0.1 < len(pcm) / rate < config.burst_seconds + 0.1
-    pcm, rate = _decode(everything, tmp_path, "all.mp3")
+    pcm, rate = _decode_as(everything, tmp_path, "all.mp3")
     # the burst, the 2 s written after joining, and what the encoder still held when the listener joined
     assert config.burst_seconds + 2.0 - 0.05 < len(pcm) / rate < config.burst_seconds + 2.0 + 0.25
     tail = pcm[-rate:]
@@ -134,7 +119,7 @@ def test_slow_listener_is_dropped_without_holding_up_writes_or_others() -> None:
 
         with stream.subscribe() as fast:
             reader = asyncio.create_task(read(fast))
-            for chunk in _chunks(_signal(3.0)):
+            for chunk in chunks(_signal(3.0)):
                 stream.write(chunk)  # synchronous: nothing here can wait on a listener
                 await asyncio.sleep(0)  # let the fast reader run, as the paced server loop would
             assert slow.dropped and not fast.dropped
@@ -165,7 +150,7 @@ def test_listen_ends_when_the_stream_closes_and_limits_hold() -> None:
         task = asyncio.create_task(listen())
         await asyncio.sleep(0)
         assert stream.listeners == 2
-        for chunk in _chunks(_signal(1.0)):
+        for chunk in chunks(_signal(1.0)):
             stream.write(chunk)
         stream.close()
         await task
@@ -173,7 +158,7 @@ def test_listen_ends_when_the_stream_closes_and_limits_hold() -> None:
         assert len(b"".join(received)) == stream.bytes_encoded
         assert len(await _collect(first)) == stream.bytes_encoded
         with pytest.raises(StreamClosedError):
-            stream.write(next(_chunks(_signal(0.1))))
+            stream.write(next(chunks(_signal(0.1))))
         with pytest.raises(StreamClosedError):
             stream.subscribe()
         stream.close()  # idempotent
@@ -226,7 +211,7 @@ def test_uvicorn_serves_a_decodable_mp3_stream_and_refuses_beyond_the_limit(tmp_
 
     async def pump() -> None:
         signal = _signal(30.0)  # far more than the test reads
-        for chunk in _chunks(signal, block):
+        for chunk in chunks(signal, block):
             stream.write(chunk)
             await asyncio.sleep(block / RATE)
 
@@ -258,6 +243,10 @@ def test_uvicorn_serves_a_decodable_mp3_stream_and_refuses_beyond_the_limit(tmp_
             assert time.monotonic() < deadline, "the listener was not released after the client left"
             time.sleep(0.02)
     assert data[0] == 0xFF and data[1] & 0xE0 == 0xE0
-    pcm, rate = _decode(bytes(data), tmp_path)
+    pcm, rate = _decode_as(bytes(data), tmp_path)
     assert rate == 44100
     assert len(pcm) / rate >= 1.4
+
+
+def _decode_as(data: bytes, tmp_path: Path, name: str = "out.mp3") -> tuple[np.ndarray, int]:
+    return decode(data, tmp_path, name)
