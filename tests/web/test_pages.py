@@ -361,6 +361,18 @@ def test_audience_page_at_320px(server: str, driver: webdriver.Chrome) -> None:
         phone(driver, *PHONE)
 
 
+def test_listener_page_at_320px_with_its_setlist(server: str, driver: webdriver.Chrome) -> None:
+    phone(driver, 320, 640)
+    try:
+        open_page(driver, server + "/listen")
+        wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#played li"), what="the recent setlist")
+        assert not overflowing(driver), overflowing(driver)
+        assert not small_targets(driver), small_targets(driver)
+        shot(driver, "listen_320")
+    finally:
+        phone(driver, *PHONE)
+
+
 def test_vote_is_pressed_counted_and_announced(server: str, driver: webdriver.Chrome) -> None:
     open_page(driver, server + "/")
     wait_live(driver)
