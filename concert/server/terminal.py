@@ -42,7 +42,8 @@ def banner(config: ServeConfig, qr: bool = True) -> str:
 
 
 def status_line(health: Mapping[str, object], state: Mapping[str, object] | None) -> str:
-    """One line: backend, who plays, buffered audio, phones, bar, genre and tempo, audio dropped so far."""
+    """One line: backend, who plays, buffered audio, phones, stream listeners, Icecast pushes up, bar, genre and
+    tempo, audio dropped so far."""
     playing = "" if health.get("audible") == "primary" else " (synth covering)"
     parts = [
         f"{health.get('status', '?')}",
@@ -50,6 +51,13 @@ def status_line(health: Mapping[str, object], state: Mapping[str, object] | None
         f"{float(health.get('buffered_seconds') or 0):.1f} s buffered",  # type: ignore[arg-type]
         f"{health.get('clients', 0)} phones",
     ]
+    listeners = health.get("listeners")
+    if isinstance(listeners, Mapping) and any(listeners.values()):
+        parts.append(f"{sum(int(n) for n in listeners.values())} listening")
+    pushes = [p for p in health.get("icecast") or () if isinstance(p, Mapping)]  # type: ignore[attr-defined]
+    if pushes:
+        up = sum(1 for p in pushes if p.get("connected"))
+        parts.append(f"icecast {up}/{len(pushes)} up")
     np_ = (state or {}).get("now_playing") or {}
     if isinstance(np_, Mapping) and np_:
         parts.append(

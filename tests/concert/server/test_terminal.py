@@ -56,6 +56,10 @@ def test_the_status_line_says_what_plays() -> None:
     assert line == "concert: ok · embedded · 1.2 s buffered · 7 phones · bar 42 techno 128 BPM"
     covering = status_line({**HEALTH, "status": "degraded", "audible": "fallback", "dropped_audio_seconds": 0.4}, None)
     assert "embedded (synth covering)" in covering and "0.4 s dropped" in covering and "bar" not in covering
+    pushing = status_line(
+        {**HEALTH, "listeners": {"mp3": 2, "opus": 1}, "icecast": [{"connected": True}, {"connected": False}]}, None
+    )
+    assert "3 listening" in pushing and "icecast 1/2 up" in pushing
 
 
 def test_the_status_loop_rewrites_a_terminal_line_and_logs_otherwise() -> None:
