@@ -59,7 +59,9 @@ def _peak(acf: np.ndarray, centre: float, width: float) -> float:
     i = lo + int(np.argmax(acf[lo : hi + 1]))
     a, b, c = acf[i - 1], acf[i], acf[i + 1]
     den = a - 2 * b + c
-    return i + (0.5 * (a - c) / den if den < 0 else 0.0)
+    if not (b >= a and b >= c and den < 0):  # the window's edge, not a peak: nothing to refine
+        return float(i)
+    return i + float(np.clip(0.5 * (a - c) / den, -0.5, 0.5))  # a parabola's vertex lies between the neighbours
 
 
 def estimate_bpm(pcm: np.ndarray, sr: int, lo: float = 60.0, hi: float = 200.0) -> float:
@@ -81,7 +83,7 @@ def estimate_bpm(pcm: np.ndarray, sr: int, lo: float = 60.0, hi: float = 200.0) 
     score = sum(np.interp(lags * m, np.arange(len(acf)), acf) / m for m in (1, 2, 4))  # (k,)
     best = float(lags[int(np.argmax(score))])
     bar = _peak(acf, 4 * best, 2.5)
-    return float(60.0 * fps * 4 / bar)
+    return float(np.clip(60.0 * fps * 4 / bar, lo, hi))
 
 
 def average_spectrum(pcm: np.ndarray, sr: int, frame: int = 2048) -> tuple[np.ndarray, np.ndarray]:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.integrate import quad
 
 from engine.music.interpret import resolve
 from engine.music.prompt import Prompt
-from engine.synth.analysis import estimate_bpm, onset_rate, spectral_centroid
+from engine.synth.analysis import _peak, estimate_bpm, onset_rate, spectral_centroid
 from engine.synth.arrange import BarContext, arrange
 from engine.synth.bus import Bus
 from engine.synth.effects import soft_limit
@@ -159,3 +161,22 @@ def test_analysis_helpers() -> None:
         estimate_bpm(np.zeros((2, SR)), SR)
     with pytest.raises(ValueError, match="silent"):
         estimate_bpm(np.zeros(SR * 4), SR)
+
+
+def test_the_bar_lag_refinement_stays_in_its_window() -> None:
+    # The window's largest value at its edge is no peak: a parabola through it and its neighbours put the
+    # "vertex" 20 lags away, and the tempo estimate at 666 bpm (seen on a generated synthwave segment).
+    acf = np.zeros(64)
+    acf[34:42] = [5.0, 3.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4]  # falling through the window 38 +- 2.5 (lags 35..41)
+    assert 35 <= _peak(acf, 38.0, 2.5) <= 41
+    acf[:] = 0.0
+    acf[38:41] = [2.0, 4.0, 3.0]  # a real peak at 39: refined between its neighbours
+    assert 39 < _peak(acf, 38.0, 2.5) < 39.5
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.floats(0.05, 0.6))
+def test_estimate_bpm_keeps_to_its_range(seed: int, density: float) -> None:
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(SR * 6) * (rng.random(SR * 6) < density / 100)  # sparse random clicks, 6 s
+    assert 60.0 <= estimate_bpm(x.astype(np.float32), SR) <= 200.0
