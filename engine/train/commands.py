@@ -187,9 +187,10 @@ def model_card(summary: dict[str, object], evaluation: dict[str, object] | None)
         f"| token LM ({summary['lm_params_m']} M parameters) | {summary['lm_steps']} | "
         f"{summary['lm_cpu_hours']} | {_figures(summary['lm_held_out'])} |",
         "",
-        "Compute hours are the training loop's own step time on a 2-core CPU (1 or 2 torch threads a run; no GPU",
-        "minutes so far). Weights are",
-        "float16 safetensors; the codec is in Hugging Face `EncodecModel` format.",
+        "Compute hours are the CPU time of the training loop's steps on a 2-core CPU (1 or 2 torch threads a run;",
+        "no GPU minutes so far); a run paused or starved counts nothing. Earlier runs counted the steps' wall time;",
+        "their pauses were taken out by replacing each outlying logged interval with the run's median step time.",
+        "Weights are float16 safetensors; the codec is in Hugging Face `EncodecModel` format.",
     ]
     if evaluation is not None:
         lines += ["", "## `concert eval --json`", "", "```json", json.dumps(evaluation, indent=1), "```"]
