@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import logging
 import urllib.parse
 from dataclasses import dataclass, field
@@ -38,7 +39,7 @@ class IcecastConfig:
     def __post_init__(self) -> None:
         self.target  # noqa: B018 - parse now: a bad URL is refused at start-up, not at the first connect
 
-    @property
+    @functools.cached_property
     def target(self) -> IcecastTarget:
         return parse_url(self.url)
 

@@ -95,11 +95,6 @@ class OpusStream(LiveStream):
         self.needs_header = False  # pages came of a stream whose headers this relay lacks
         super().__init__(config, OPUS_RATE, encode)
 
-    @property
-    def header(self) -> bytes:
-        """The header pages of the current stream (b"" until they are complete): what `set_header` takes."""
-        return b"" if self._collecting else self._header
-
     def _open_encoder(self, sink: _ByteSink) -> sf.SoundFile:
         level = (_MAX_KBPS - self.opus.bitrate_kbps) / (_MAX_KBPS - _MIN_KBPS)  # libsndfile's linear mapping
         return sf.SoundFile(

@@ -39,7 +39,9 @@ import numpy as np
 import soundfile as sf
 
 from concert.outputs.cue import cue_sheet
+from concert.report.setlist import SetRecord, read_setlist, setlist_document
 from engine.source import Chunk
+from engine.train.files import atomic_path
 
 RECORD_FORMATS: dict[str, tuple[str, str]] = {  # name: (libsndfile format, subtype); readable after a crash
     "w64": ("W64", "PCM_16"),
@@ -227,9 +229,9 @@ class Recorder:
 
     def _closed_file(self, index: int) -> None:
         if self.config.archive_flac:
-            self._archive.put(index)  # the archiver writes its CUE sheet once the FLAC is in place
+            self._archive.put(index)  # the archiver marks the hour once the FLAC is in place
         else:
-            self._write_cue(index)
+            self._mark_hour(index)
 
     def _archive_run(self) -> None:
         while (index := self._archive.get()) is not None:
@@ -253,35 +255,29 @@ class Recorder:
             except Exception:
                 self.archive_errors += 1  # the Wave64 stays: the hour is kept, only bigger
                 part.unlink(missing_ok=True)
-            try:
-                self._write_cue(index)
-                self._write_setlist_json()
-            except OSError:
-                pass  # the setlist still has every change
+            self._mark_hour(index)
 
-    def _write_setlist_json(self) -> None:
-        """setlist.json: the set so far as one JSON document (`concert.report.setlist`), rewritten atomically at
+    def _mark_hour(self, index: int) -> None:
+        """Closed file `index`'s CUE sheet and setlist.json, from one reading of the setlist so far (writer or
+        archiver thread; each file renamed into place whole). A failure leaves the setlist with every change."""
+        try:
+            record = self._read_setlist()
+            audio = self.audio_paths[index]
+            with atomic_path(audio.with_suffix(".cue")) as tmp:
+                tmp.write_text(cue_sheet(record.tracks, audio.name, index, self.config.rotate_seconds, "the set"))
+            self._write_setlist_json(record)
+        except OSError:
+            pass
+
+    def _read_setlist(self) -> SetRecord:
+        """The setlist so far (a line cut by a crash is skipped: the rest still mark the hour)."""
+        return read_setlist(self.setlist_path.read_text(errors="replace").splitlines())
+
+    def _write_setlist_json(self, record: SetRecord) -> None:
+        """setlist.json: the set so far as one JSON document (`concert.report.setlist`), rewritten whole at
         every hour's close and at the end."""
-        from concert.report.setlist import read_setlist, setlist_document
-
-        doc = setlist_document(self.path.name, read_setlist(self.setlist_path.read_text(errors="replace").splitlines()))
-        tmp = self.path / "setlist.json.part"
-        tmp.write_text(json.dumps(doc, indent=1))
-        os.replace(tmp, self.path / "setlist.json")
-
-    def _write_cue(self, index: int) -> None:
-        """The CUE sheet of closed file `index`, from the setlist so far (writer thread; atomic rename)."""
-        records = []
-        for line in self.setlist_path.read_text(errors="replace").splitlines():
-            try:
-                records.append(json.loads(line))
-            except ValueError:
-                continue  # a line cut by a crash: the rest still mark the hour
-        audio = self.audio_paths[index]
-        text = cue_sheet(records, audio.name, index, self.config.rotate_seconds, opening="the set")
-        tmp = audio.with_suffix(".cue.part")
-        tmp.write_text(text)
-        os.replace(tmp, audio.with_suffix(".cue"))
+        with atomic_path(self.path / "setlist.json") as tmp:
+            tmp.write_text(json.dumps(setlist_document(self.path.name, record), indent=1))
 
     def _write(self, audio: sf.SoundFile | None, rate: int, pcm: np.ndarray) -> sf.SoundFile | None:
         """Write `pcm` at the set's end, starting a new file at every `rotate_seconds` boundary; returns the
@@ -317,6 +313,6 @@ class Recorder:
         os.fsync(self._setlist)
         os.close(self._setlist)
         with contextlib.suppress(OSError):
-            self._write_setlist_json()
+            self._write_setlist_json(self._read_setlist())
         if self._error is not None:
             raise RuntimeError(f"recording to {self.audio_path} failed: {self._error}") from self._error

@@ -189,7 +189,8 @@ class LiveStream:
 
     @property
     def header(self) -> bytes:
-        """Bytes a decoder needs before any audio (b"" for MP3): every new listener gets them first."""
+        """Bytes a decoder needs before any audio (b"" for MP3; Ogg's header pages once complete, what
+        `OpusStream.set_header` takes): every new listener gets them first."""
         return self._header
 
     # ----- writing -----------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -86,8 +87,6 @@ class Icecast:
 
     def mounts(self) -> set[str]:
         """Mount points with a source connected now."""
-        import json
-
         with urllib.request.urlopen(f"{self.http}/status-json.xsl", timeout=5) as r:
             text = r.read().decode("utf-8", "replace")
         try:
