@@ -286,7 +286,7 @@ def _export(args: argparse.Namespace) -> int:
     from engine.embedded.weights import SHIPPED
     from engine.train.commands import export
 
-    summary = export(_paths(args), args.out or SHIPPED, args.figures)
+    summary = export(_paths(args), args.out or SHIPPED, args.figures, shipped=SHIPPED)
     print(json.dumps(summary), flush=True)
     return 0
 

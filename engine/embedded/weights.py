@@ -13,7 +13,7 @@ weights. The package ships one such folder (`SHIPPED`), the `embedded` backend's
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +113,10 @@ def save_embedded(
     if card is not None:
         (folder / CARD_FILE).write_text(card, encoding="utf-8")
     if training is not None:
-        record = {part: {"steps": t.steps, "hours": t.hours} for part, t in training.items()}
+        record = {
+            part: {"steps": t.steps, "hours": t.hours, **({"held_out": dict(t.held_out)} if t.held_out else {})}
+            for part, t in training.items()
+        }
         (folder / TRAINING_FILE).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
 
 
@@ -121,6 +124,7 @@ def save_embedded(
 class TrainedFor:
     steps: int  # optimizer steps, over every run that led to these weights
     hours: float  # compute hours of those steps
+    held_out: dict[str, float] = field(default_factory=dict)  # the run's last held-out figures, by name
 
 
 def trained_for(folder: Path, part: str) -> TrainedFor:
@@ -130,7 +134,8 @@ def trained_for(folder: Path, part: str) -> TrainedFor:
         return TrainedFor(0, 0.0)
     try:
         entry = json.loads(path.read_text(encoding="utf-8")).get(part, {"steps": 0, "hours": 0.0})
-        return TrainedFor(int(entry["steps"]), float(entry["hours"]))
+        held_out = {str(k): float(v) for k, v in entry.get("held_out", {}).items()}
+        return TrainedFor(int(entry["steps"]), float(entry["hours"]), held_out)
     except (ValueError, TypeError, KeyError, AttributeError) as error:
         raise WeightsError(f"training record {path} is unreadable: {error}") from error
 

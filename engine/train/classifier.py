@@ -1,9 +1,7 @@
-"""A small style (genre) classifier: log-mel statistics + onset autocorrelation, multinomial logistic regression.
+"""A small style (genre) classifier: multinomial logistic regression on `engine.train.style_features`.
 
 It answers "which of the 8 genres does this audio sound like?" for evaluation: does the codec keep the style,
-does the token model play what the prompt asked for. Features are fixed (no learning): per-band mean, standard
-deviation and mean absolute frame-to-frame change of `metrics.log_mel`, plus the onset envelope's normalised
-autocorrelation at fixed lags (the groove: tempo and swing). The model is a standardised linear softmax over
+does the token model play what the prompt asked for. The model is a standardised linear softmax over
 `engine.music.styles.GENRE_IDS`, fitted full-batch with L-BFGS in torch (float64, deterministic); inference is numpy.
 
     feats = np.stack([style_features(w, sr) for w in windows])   # (N, FEATURE_DIM)
@@ -21,13 +19,7 @@ import numpy as np
 import torch
 
 from engine.music.styles import GENRE_IDS
-from engine.synth.analysis import onset_envelope
-from engine.train.metrics import log_mel
 
-N_MELS = 64  # mel bands of the log-mel statistics
-ACF_LAGS_S = np.linspace(0.1, 2.0, 40)  # (40,) lags of the onset autocorrelation, seconds
-FEATURE_DIM = 3 * N_MELS + len(ACF_LAGS_S)  # length of a `style_features` vector
-MIN_SECONDS = 2.5  # shortest clip `style_features` accepts (the longest lag plus a beat), seconds
 FILE_KEYS = ("mean", "std", "weight", "bias", "classes")
 
 
@@ -55,32 +47,6 @@ def window_starts(num_samples: int, sample_rate: int, window_s: float, hop_s: fl
         raise ValueError(f"window_s and hop_s must be > 0, got {window_s!r}, {hop_s!r}")
     size, hop = round(window_s * sample_rate), max(1, round(hop_s * sample_rate))
     return list(range(0, num_samples - size + 1, hop))
-
-
-def _onset_acf(pcm: np.ndarray, sample_rate: int) -> np.ndarray:
-    """(len(ACF_LAGS_S),) autocorrelation of the onset envelope, 1 at lag 0, sampled at ACF_LAGS_S."""
-    env, fps = onset_envelope(pcm, sample_rate)  # (frames,), frames per second
-    e = env - env.mean()  # (frames,)
-    size = 1 << int(np.ceil(np.log2(2 * len(e))))
-    spec = np.fft.rfft(e, size)  # (size // 2 + 1,)
-    acf = np.fft.irfft(spec * np.conj(spec), size)[: len(e)]  # (frames,)
-    if acf[0] <= 0:
-        return np.zeros(len(ACF_LAGS_S))
-    return np.interp(ACF_LAGS_S * fps, np.arange(len(acf)), acf / acf[0])  # (lags,)
-
-
-def style_features(pcm: np.ndarray, sample_rate: int) -> np.ndarray:
-    """(FEATURE_DIM,) float32: log-mel band means, stds and mean |deltas|, then the onset autocorrelation."""
-    x = np.asarray(pcm)
-    if x.ndim != 1:
-        raise ValueError(f"pcm must be mono (1-D), got shape {x.shape}")
-    if len(x) < MIN_SECONDS * sample_rate:
-        seconds = len(x) / sample_rate
-        raise ValueError(f"pcm of {seconds:.2f} s is too short for style features; give >= {MIN_SECONDS} s")
-    mel = log_mel(x, sample_rate, n_mels=N_MELS)  # (frames, N_MELS)
-    delta = np.abs(np.diff(mel, axis=0)).mean(axis=0)  # (N_MELS,)
-    parts = (mel.mean(axis=0), mel.std(axis=0), delta, _onset_acf(x.astype(np.float64), sample_rate))
-    return np.concatenate(parts).astype(np.float32)  # (FEATURE_DIM,)
 
 
 def _features(features: np.ndarray, dim: int | None = None) -> np.ndarray:

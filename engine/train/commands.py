@@ -138,31 +138,42 @@ def train_lm(
     return run(job, "lm", run_config, seed=config.seed, meta=meta, start=(start.steps, start.hours))
 
 
-def export(paths: Paths, out: Path, figures: Path | None = None) -> dict[str, object]:
-    """Write the float16 weights folder (codec, token model, model card) from the two runs' last checkpoints."""
-    from engine.embedded.weights import load_codec, load_lm, save_embedded
+def export(paths: Paths, out: Path, figures: Path | None = None, shipped: Path | None = None) -> dict[str, object]:
+    """Write the float16 weights folder (codec, token model, model card) from the runs' last checkpoints.
 
-    codec = load_codec(paths.codec_export)
+    The token model comes from its run. The codec comes from its run when there is one, else from `shipped`
+    (a fresh machine that trained only the token model on, from the committed snapshot, exports with the
+    snapshot's codec and its training record)."""
+    from engine.embedded.weights import CODEC_DIR, load_codec, load_lm, save_embedded
+
     lm = load_lm(paths.lm_export)
-    codec_meta = load_checkpoint(paths.codec_run / CHECKPOINT, "codec")
     lm_meta = load_checkpoint(paths.lm_run / CHECKPOINT, "lm")
+    if (paths.codec_run / CHECKPOINT).is_file():
+        codec = load_codec(paths.codec_export)
+        codec_meta = load_checkpoint(paths.codec_run / CHECKPOINT, "codec")
+        codec_record = TrainedFor(
+            int(codec_meta["step"]), float(codec_meta["hours"]), dict(codec_meta.get("held_out", {}))
+        )
+        codec_source = paths.codec_export
+    elif shipped is not None and (shipped / CODEC_DIR / "config.json").is_file():
+        codec, codec_record, codec_source = load_codec(shipped / CODEC_DIR), trained_for(shipped, "codec"), shipped
+    else:
+        raise FileNotFoundError(f"no codec run in {paths.codec_run} and no shipped codec to export with the model")
     if lm_meta.get("meta", {}).get("codec") != codec_fingerprint(codec):
-        raise ValueError(f"{paths.lm_export} was trained on tokens of another codec than {paths.codec_export}")
+        raise ValueError(f"{paths.lm_export} was trained on tokens of another codec than {codec_source}")
+    lm_record = TrainedFor(int(lm_meta["step"]), float(lm_meta["hours"]), dict(lm_meta.get("held_out", {})))
     summary: dict[str, object] = {
-        "codec_steps": int(codec_meta["step"]),
-        "codec_cpu_hours": round(float(codec_meta["hours"]), 2),
-        "codec_held_out": codec_meta.get("held_out", {}),
-        "lm_steps": int(lm_meta["step"]),
-        "lm_cpu_hours": round(float(lm_meta["hours"]), 2),
-        "lm_held_out": lm_meta.get("held_out", {}),
+        "codec_steps": codec_record.steps,
+        "codec_cpu_hours": round(codec_record.hours, 2),
+        "codec_held_out": codec_record.held_out,
+        "lm_steps": lm_record.steps,
+        "lm_cpu_hours": round(lm_record.hours, 2),
+        "lm_held_out": lm_record.held_out,
         "lm_params_m": round(lm.num_params / 1e6, 2),
         "codec_shape": f"{codec.num_codebooks} x {codec.codebook_size} at {codec.frame_rate} Hz",
     }
     evaluation = json.loads(figures.read_text()) if figures is not None and figures.is_file() else None
-    training = {
-        "codec": TrainedFor(int(codec_meta["step"]), float(codec_meta["hours"])),
-        "lm": TrainedFor(int(lm_meta["step"]), float(lm_meta["hours"])),
-    }
+    training = {"codec": codec_record, "lm": lm_record}
     save_embedded(out, lm, codec, card=model_card(summary, evaluation), training=training)
     return summary
 

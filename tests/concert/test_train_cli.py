@@ -84,6 +84,36 @@ def test_a_run_from_exported_weights_counts_their_training_on(trained: Path, tmp
         trained_for(weights.parent / "broken", "codec")
 
 
+def test_a_fresh_machine_that_trained_only_the_lm_exports_with_the_snapshots_codec(
+    trained: Path, tmp_path: Path
+) -> None:
+    """No codec run here: `export` takes the codec, its steps, hours and held-out figures from the snapshot."""
+    from engine.embedded.weights import CODEC_DIR, load_codec, trained_for
+    from engine.train.commands import Paths, export, train_lm
+    from engine.train.lm_train import LMTrainConfig
+    from engine.train.loop import RunConfig
+    from engine.train.tokens import codec_fingerprint
+
+    weights = trained / "weights"
+    codec_before = trained_for(weights, "codec")
+    assert codec_before.held_out and "holdout_si_snr_db" in codec_before.held_out
+    home = tmp_path / "home"
+    (home / "corpus").mkdir(parents=True)
+    (home / "corpus" / "seed0").symlink_to(trained / "corpus" / "seed0")
+    paths = Paths(home)
+    run = RunConfig(run_dir=home, max_steps=trained_for(weights, "lm").steps + 1, progress=False)
+    train_lm(paths, LMTrainConfig(batch=2, seq_len=100, holdout_batches=1), run, weights)
+    with pytest.raises(FileNotFoundError, match="no codec run"):
+        export(paths, tmp_path / "nowhere")
+    summary = export(paths, tmp_path / "out", shipped=weights)
+    assert summary["codec_steps"] == codec_before.steps and summary["lm_steps"] == 4
+    assert trained_for(tmp_path / "out", "codec") == codec_before
+    shipped_codec, out_codec = load_codec(weights / CODEC_DIR), load_codec(tmp_path / "out" / CODEC_DIR)
+    assert codec_fingerprint(out_codec) == codec_fingerprint(shipped_codec)
+    card = (tmp_path / "out" / "MODEL_CARD.md").read_text()
+    assert f"holdout_si_snr_db {codec_before.held_out['holdout_si_snr_db']:.3g}" in card
+
+
 def test_exported_weights_play_through_render(trained: Path, tmp_path: Path) -> None:
     weights = trained / "weights"
     card = (weights / "MODEL_CARD.md").read_text()
@@ -150,7 +180,14 @@ def test_eval_reports_every_figure(trained: Path, tmp_path: Path) -> None:
         threads=1,
     )
     result = evaluate(trained / "weights", Corpus(trained / "corpus" / "seed0"), config, tmp_path)
-    for key in ("classifier_holdout_accuracy", "style_accuracy", "codec_style_agreement", "collapse"):
+    for key in (
+        "classifier_holdout_accuracy",
+        "style_accuracy",
+        "codec_style_agreement",
+        "mp3_8kbps_style_agreement",
+        "clean_style_agreement",
+        "collapse",
+    ):
         assert 0.0 <= float(result[key]) <= 1.0, (key, result[key])
     for key in ("tempo_mae_bpm", "codec_mel_distance", "mp3_8kbps_mel_distance", "rtf", "synth_tempo_mae_bpm"):
         assert float(result[key]) >= 0.0, (key, result[key])

@@ -10,13 +10,10 @@ import pytest
 from engine.music.prompt import Prompt
 from engine.music.styles import GENRE_IDS
 from engine.synth.source import StyleSynth, SynthConfig
-from engine.train.classifier import (
-    FEATURE_DIM,
-    ClassifierConfig,
-    StyleClassifier,
-    style_features,
-    window_starts,
-)
+from engine.train.classifier import ClassifierConfig, StyleClassifier, window_starts
+from engine.train.degrade import degrade
+from engine.train.metrics import mp3_roundtrip
+from engine.train.style_features import FEATURE_DIM, style_features
 
 SR = 24000
 WINDOW_S = 6.0  # seconds per example
@@ -62,10 +59,6 @@ def test_features_have_the_documented_shape(data: dict[str, tuple[np.ndarray, np
     per_genre = len(TRAIN_SEEDS) * TRAIN_WINDOWS
     assert feats.shape == (len(GENRE_IDS) * per_genre, FEATURE_DIM) and feats.dtype == np.float32
     assert np.all(np.isfinite(feats)) and np.bincount(labels).tolist() == [per_genre] * len(GENRE_IDS)
-    with pytest.raises(ValueError, match="too short"):
-        style_features(np.zeros(SR), SR)
-    with pytest.raises(ValueError, match="mono"):
-        style_features(np.zeros((2, 3 * SR)), SR)
 
 
 def test_separates_the_genres_on_a_held_out_seed(
@@ -82,6 +75,27 @@ def test_separates_the_genres_on_a_held_out_seed(
     proba = clf.predict_proba(data["test"][0])
     assert proba.shape == (len(data["test"][0]), len(GENRE_IDS))
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+
+
+def test_degraded_copies_teach_the_judge_to_hear_through_mp3(
+    clf: StyleClassifier, data: dict[str, tuple[np.ndarray, np.ndarray]]
+) -> None:
+    """`concert eval` fits its judge on clean windows plus one generically degraded copy of each (never our
+    codec): fitted on clean audio alone it reads held-out MP3-8 kbps round trips by their artefacts."""
+    rng = np.random.default_rng(0)
+    train, test = [], []
+    for style in GENRE_IDS:
+        for seed in TRAIN_SEEDS:
+            train += [style_features(degrade(w, SR, rng)[0], SR) for w in windows(style, seed, TRAIN_WINDOWS)]
+        for w in windows(style, TEST_SEED, TEST_WINDOWS):
+            test.append(style_features(mp3_roundtrip(w, SR, 8).pcm[: len(w)], SR))
+    feats, labels = data["train"]
+    robust = StyleClassifier.fit(np.concatenate([feats, np.stack(train)]), np.concatenate([labels, labels]))
+    mp3_labels = data["test"][1]
+    clean_fit, robust_fit = clf.accuracy(np.stack(test), mp3_labels), robust.accuracy(np.stack(test), mp3_labels)
+    print(f"held-out MP3 8 kbps windows: judge fitted clean {clean_fit:.3f}, with degraded copies {robust_fit:.3f}")
+    assert robust.accuracy(*data["test"]) >= 0.9  # still right on clean audio
+    assert robust_fit >= 0.7 and robust_fit >= clean_fit + 0.3
 
 
 def test_fit_is_deterministic(clf: StyleClassifier, data: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
