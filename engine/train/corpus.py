@@ -22,7 +22,7 @@ import math
 import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -53,12 +53,16 @@ class CorpusConfig:
     hop_length: int = 480  # samples per label frame (the codec's hop: 50 frames/s at 24 kHz)
     round_bars: int = 8  # bars per phrase, as `concert serve --round-bars`
     song_phrases: int = 4  # phrases per song, as `concert serve --song-phrases`
+    mode_flip: float = 0.25  # share of genre choices played in the mode opposite the genre's default (the DJ's
+    # and the crowd's mode control): without it lo-fi in minor was 1 % of lo-fi, and a judge read it as hip-hop
 
     def __post_init__(self) -> None:
         if not self.train_hours > 0 or not self.piece_seconds >= 4:
             raise ValueError(
                 f"need train_hours > 0 and piece_seconds >= 4, got {self.train_hours}, {self.piece_seconds}"
             )
+        if not 0.0 <= self.mode_flip <= 1.0:
+            raise ValueError(f"mode_flip must be in [0, 1], got {self.mode_flip!r}")
         if self.holdout_pieces < 1 or self.sample_rate % self.hop_length:
             raise ValueError("need holdout_pieces >= 1 and a sample_rate that is a whole number of hops")
         Arrangement(round_bars=self.round_bars, song_phrases=self.song_phrases)  # raises on a bad arrangement
@@ -113,16 +117,22 @@ class Labels:
 class Steering:
     """A seeded stand-in for the crowd and the DJ: `prompt_at(bar)` is the change to land on `bar`, or None."""
 
-    def __init__(self, seed: int, schedule: Arrangement) -> None:
+    def __init__(self, seed: int, schedule: Arrangement, mode_flip: float) -> None:
         self.rng = np.random.default_rng(seed)
         self.schedule = schedule
+        self.mode_flip = mode_flip  # share of genre choices in the mode opposite the genre's default
         self.genre = int(self.rng.integers(len(GENRES)))
         self.other: int | None = None  # second genre of a blend
         self.share = 1.0  # weight of `genre` in a blend
         self.bpm = self._tempo(self.genre)
         self.energy = self._energy(self.genre)
         self.brightness = float(np.clip(GENRES[self.genre].brightness + self.rng.normal(0, 0.12), 0.05, 0.95))
-        self.mode: str | None = None  # None: the genre's default
+        self.mode = self._mode(self.genre)  # None: the genre's default
+
+    def _mode(self, g: int) -> str | None:
+        if self.rng.random() >= self.mode_flip:
+            return None
+        return "major" if GENRES[g].mode == "minor" else "minor"
 
     def _tempo(self, g: int) -> float:
         return float(self.rng.uniform(GENRES[g].bpm_min, GENRES[g].bpm_max))
@@ -141,7 +151,7 @@ class Steering:
         self.bpm = self._tempo(self.genre)
         self.energy = self._energy(self.genre)
         self.brightness = float(np.clip(GENRES[self.genre].brightness + self.rng.normal(0, 0.12), 0.05, 0.95))
-        self.mode = None if self.rng.random() < 0.8 else str(self.rng.choice(["major", "minor"]))
+        self.mode = self._mode(self.genre)
 
     def _prompt(self, section: str, ramp: int) -> Prompt:
         mix = [StyleWeight(GENRE_IDS[self.genre], self.share)]
@@ -187,7 +197,7 @@ class Steering:
 def render_piece(config: CorpusConfig, seed: int) -> tuple[np.ndarray, Labels]:
     """One steered piece: (int16 audio (T,), its per-frame labels). Deterministic from `seed`."""
     schedule = Arrangement(round_bars=config.round_bars, song_phrases=config.song_phrases)
-    steering = Steering(seed, schedule)
+    steering = Steering(seed, schedule, config.mode_flip)
     first = steering.prompt_at(0)
     assert first is not None
     synth = StyleSynth(SynthConfig(sample_rate=config.sample_rate, seed=seed % 100_000), first)
@@ -292,6 +302,10 @@ class Corpus:
         manifest = self.folder / MANIFEST
         try:
             raw = json.loads(manifest.read_text())
+            missing = {f.name for f in fields(CorpusConfig)} - set(raw["config"])
+            if missing:
+                lacks = ", ".join(sorted(missing))
+                raise ValueError(f"built by an older concert (its config lacks {lacks}); rebuild it")
             self.config = CorpusConfig(**raw["config"])
             self.names: dict[str, list[str]] = {split: list(raw["pieces"][split]) for split in SPLITS}
         except (OSError, ValueError, KeyError, TypeError) as error:

@@ -269,7 +269,9 @@ def test_bar_clock_matches_the_tempo(corpus: Corpus) -> None:
 
 def _landings(seed: int, config: CorpusConfig, bars: int) -> dict[int, tuple[set[int], int]]:
     """A twin Steering's changes: landing bar -> (genres in the target mix, ramp bars)."""
-    steering = Steering(seed, Arrangement(round_bars=config.round_bars, song_phrases=config.song_phrases))
+    steering = Steering(
+        seed, Arrangement(round_bars=config.round_bars, song_phrases=config.song_phrases), config.mode_flip
+    )
     out = {}
     for bar in range(bars):
         prompt = steering.prompt_at(bar)
@@ -341,7 +343,7 @@ def test_a_jump_lands_on_the_bar() -> None:
 
 def test_steering_over_many_bars_covers_every_move() -> None:
     schedule = Arrangement()  # 8-bar phrases, 4-phrase songs, as `concert serve`
-    steering = Steering(0, schedule)
+    steering = Steering(0, schedule, CorpusConfig().mode_flip)
     prompts = {bar: steering.prompt_at(bar) for bar in range(4000)}
     landed = {bar: p for bar, p in prompts.items() if p is not None}
     assert all(bar in landed for bar in range(0, 4000, schedule.round_bars))  # every phrase lands a round
@@ -372,8 +374,37 @@ def test_steering_over_many_bars_covers_every_move() -> None:
 
 def test_steering_is_deterministic() -> None:
     def script(seed: int) -> list[object]:
-        s = Steering(seed, Arrangement())
+        s = Steering(seed, Arrangement(), CorpusConfig().mode_flip)
         return [s.prompt_at(bar) for bar in range(300)]
 
     assert script(4) == script(4)
     assert script(4) != script(5)
+
+
+def test_steering_plays_every_genre_in_both_modes() -> None:
+    """The crowd and the DJ can set the mode: the corpus must hold lo-fi in minor and techno in major too."""
+    flip = CorpusConfig().mode_flip
+    modes: dict[str, list[str]] = {g: [] for g in GENRE_IDS}
+    for seed in range(40):
+        s = Steering(seed, Arrangement(), flip)
+        for bar in range(600):
+            p = s.prompt_at(bar)
+            if p is not None:
+                default = next(g.mode for g in GENRES if g.id == p.mix[0].style)
+                modes[p.mix[0].style].append(default if p.mode is None else p.mode)
+    for genre, played in modes.items():
+        default = next(g.mode for g in GENRES if g.id == genre)
+        off = sum(m != default for m in played) / len(played)
+        assert 0.5 * flip <= off <= 1.5 * flip, (genre, off, len(played))
+    never = Steering(0, Arrangement(), 0.0)
+    assert all(p is None or p.mode is None for p in (never.prompt_at(b) for b in range(600)))
+    with pytest.raises(ValueError, match="mode_flip"):
+        CorpusConfig(mode_flip=1.5)
+
+
+def test_a_corpus_from_an_older_concert_is_refused(tmp_path: Path, corpus: Corpus) -> None:
+    raw = json.loads((corpus.folder / MANIFEST).read_text())
+    del raw["config"]["mode_flip"]
+    (tmp_path / MANIFEST).write_text(json.dumps(raw))
+    with pytest.raises(CorpusError, match=f"{tmp_path / MANIFEST}.*older concert.*mode_flip"):
+        Corpus(tmp_path)
