@@ -141,27 +141,38 @@ def train_lm(
 def export(paths: Paths, out: Path, figures: Path | None = None, shipped: Path | None = None) -> dict[str, object]:
     """Write the float16 weights folder (codec, token model, model card) from the runs' last checkpoints.
 
-    The token model comes from its run. The codec comes from its run when there is one, else from `shipped`
-    (a fresh machine that trained only the token model on, from the committed snapshot, exports with the
-    snapshot's codec and its training record)."""
-    from engine.embedded.weights import CODEC_DIR, load_codec, load_lm, save_embedded
+    Each part comes from its run when this machine has one, else from `shipped` with its training record: a
+    fresh machine that trained only one part on, from the committed snapshot, exports it with the other part of
+    the snapshot."""
+    from engine.embedded.weights import CODEC_DIR, LM_FILE, load_codec, load_lm, save_embedded
 
-    lm = load_lm(paths.lm_export)
-    lm_meta = load_checkpoint(paths.lm_run / CHECKPOINT, "lm")
+    def record(run_dir: Path, part: str) -> TrainedFor:
+        meta = load_checkpoint(run_dir / CHECKPOINT, part)
+        return TrainedFor(int(meta["step"]), float(meta["hours"]), dict(meta.get("held_out", {})))
+
+    def missing(part: str, run_dir: Path) -> FileNotFoundError:
+        return FileNotFoundError(f"no {part} run in {run_dir} and no shipped {part} to export with the other part")
+
     if (paths.codec_run / CHECKPOINT).is_file():
-        codec = load_codec(paths.codec_export)
-        codec_meta = load_checkpoint(paths.codec_run / CHECKPOINT, "codec")
-        codec_record = TrainedFor(
-            int(codec_meta["step"]), float(codec_meta["hours"]), dict(codec_meta.get("held_out", {}))
-        )
-        codec_source = paths.codec_export
+        codec, codec_record, codec_source = load_codec(paths.codec_export), record(paths.codec_run, "codec"), None
     elif shipped is not None and (shipped / CODEC_DIR / "config.json").is_file():
         codec, codec_record, codec_source = load_codec(shipped / CODEC_DIR), trained_for(shipped, "codec"), shipped
     else:
-        raise FileNotFoundError(f"no codec run in {paths.codec_run} and no shipped codec to export with the model")
-    if lm_meta.get("meta", {}).get("codec") != codec_fingerprint(codec):
-        raise ValueError(f"{paths.lm_export} was trained on tokens of another codec than {codec_source}")
-    lm_record = TrainedFor(int(lm_meta["step"]), float(lm_meta["hours"]), dict(lm_meta.get("held_out", {})))
+        raise missing("codec", paths.codec_run)
+    if (paths.lm_run / CHECKPOINT).is_file():
+        lm, lm_record = load_lm(paths.lm_export), record(paths.lm_run, "lm")
+        made_with = load_checkpoint(paths.lm_run / CHECKPOINT, "lm").get("meta", {}).get("codec")
+        if made_with != codec_fingerprint(codec):
+            where = codec_source or paths.codec_export
+            raise ValueError(f"{paths.lm_export} was trained on tokens of another codec than {where}")
+    elif shipped is not None and (shipped / LM_FILE).is_file():
+        if codec_fingerprint(load_codec(shipped / CODEC_DIR)) != codec_fingerprint(codec):
+            raise ValueError(
+                f"the shipped {shipped / LM_FILE} was trained on tokens of another codec than {paths.codec_export}"
+            )
+        lm, lm_record = load_lm(shipped / LM_FILE), trained_for(shipped, "lm")
+    else:
+        raise missing("lm", paths.lm_run)
     summary: dict[str, object] = {
         "codec_steps": codec_record.steps,
         "codec_cpu_hours": round(codec_record.hours, 2),

@@ -53,7 +53,7 @@ class EvalConfig:
     latency_window_s: float = 4.0  # windows that decide when a switch is heard, seconds
     classifier_windows: int = 1200  # clean training windows for the classifier (spread over genres); each also
     # gets one generically degraded copy (`engine.train.degrade`: MP3, low-pass, hiss, tilt, level; never our codec)
-    codec_clips: int = 48  # held-out clips for the codec figures
+    codec_clips: int = 96  # held-out clips for the codec figures (12 a genre)
     clip_s: float = 10.0  # length of each codec clip, seconds
     segment_bars: int = 24  # bars each scripted segment plays (the glide takes 4)
     set_seconds: float = 3600.0  # audio generated for the scripted set (collapse is over all of it)

@@ -87,7 +87,8 @@ def test_a_run_from_exported_weights_counts_their_training_on(trained: Path, tmp
 def test_a_fresh_machine_that_trained_only_the_lm_exports_with_the_snapshots_codec(
     trained: Path, tmp_path: Path
 ) -> None:
-    """No codec run here: `export` takes the codec, its steps, hours and held-out figures from the snapshot."""
+    """No codec run here: `export` takes the codec, its steps, hours and held-out figures from the snapshot (and
+    the token model from it where only the codec trained on)."""
     from engine.embedded.weights import CODEC_DIR, load_codec, trained_for
     from engine.train.commands import Paths, export, train_lm
     from engine.train.lm_train import LMTrainConfig
@@ -112,6 +113,22 @@ def test_a_fresh_machine_that_trained_only_the_lm_exports_with_the_snapshots_cod
     assert codec_fingerprint(out_codec) == codec_fingerprint(shipped_codec)
     card = (tmp_path / "out" / "MODEL_CARD.md").read_text()
     assert f"holdout_si_snr_db {codec_before.held_out['holdout_si_snr_db']:.3g}" in card
+
+    # and the other way round: only the codec's decoder trained on here, the token model is the snapshot's
+    from engine.train.codec_train import CodecTrainConfig
+    from engine.train.commands import train_codec
+
+    lm_before = trained_for(weights, "lm")
+    home2 = tmp_path / "home2"
+    (home2 / "corpus").mkdir(parents=True)
+    (home2 / "corpus" / "seed0").symlink_to(trained / "corpus" / "seed0")
+    paths2 = Paths(home2)
+    run = RunConfig(run_dir=home2, max_steps=codec_before.steps + 1, progress=False)
+    train_codec(paths2, CodecTrainConfig(holdout_clips=1, holdout_seconds=1.0, decoder_only=True), run, weights)
+    with pytest.raises(FileNotFoundError, match="no lm run"):
+        export(paths2, tmp_path / "nowhere")
+    summary = export(paths2, tmp_path / "out2", shipped=weights)
+    assert summary["codec_steps"] == codec_before.steps + 1 and trained_for(tmp_path / "out2", "lm") == lm_before
 
 
 def test_exported_weights_play_through_render(trained: Path, tmp_path: Path) -> None:
