@@ -4,7 +4,7 @@ Run state lives under one home folder (default ~/.cache/concert, chosen at the e
 
     <home>/corpus/seed<N>/          the rendered corpus (engine.train.corpus)
     <home>/runs/codec/              codec checkpoint, log.csv, curves.png, export/ (HF codec of the last checkpoint)
-    <home>/tokens/<fingerprint>/    the corpus tokenised by one exported codec
+    <home>/tokens/<fp>-<corpus>/    the corpus tokenised by one codec (fingerprint) from one corpus (its config key)
     <home>/runs/lm/                 token-model checkpoint, log.csv, curves.png, lm.safetensors
 
 A run with no checkpoint starts from the shipped weights when they exist (so training resumes on a fresh
@@ -52,8 +52,8 @@ class Paths:
     def lm_export(self) -> Path:
         return self.lm_run / "lm.safetensors"
 
-    def tokens(self, fingerprint: str) -> Path:
-        return self.home / "tokens" / fingerprint
+    def tokens(self, fingerprint: str, corpus: CorpusConfig) -> Path:
+        return self.home / "tokens" / f"{fingerprint}-{corpus.key}"
 
 
 def corpus(paths: Paths, config: CorpusConfig, workers: int) -> Corpus:
@@ -114,12 +114,13 @@ def train_lm(
                 f"{ckpt} was trained on tokens of codec {made_with}, but the codec now is {fingerprint}; "
                 "move the run away to start a new one, or train the codec with --decoder-only (keeps the tokens)"
             )
-    folder = paths.tokens(fingerprint)
+    corpus = _open_corpus(paths)
+    folder = paths.tokens(fingerprint, corpus.config)
     try:
         tokens = TokenSet(folder)
     except Exception:
         torch.set_num_threads(max(1, torch.get_num_threads()))
-        tokens = tokenize_corpus(_open_corpus(paths), codec, folder)
+        tokens = tokenize_corpus(corpus, codec, folder)
     init, start = None, TrainedFor(0, 0.0)
     if not ckpt.is_file() and shipped is not None and (shipped / LM_FILE).is_file():
         candidate = load_lm(shipped / LM_FILE)

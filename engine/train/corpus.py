@@ -17,6 +17,7 @@ is stopped resumes: finished pieces are kept. Corpora live outside the repositor
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -66,6 +67,11 @@ class CorpusConfig:
         if self.holdout_pieces < 1 or self.sample_rate % self.hop_length:
             raise ValueError("need holdout_pieces >= 1 and a sample_rate that is a whole number of hops")
         Arrangement(round_bars=self.round_bars, song_phrases=self.song_phrases)  # raises on a bad arrangement
+
+    @property
+    def key(self) -> str:
+        """A short hash of the whole config: what tells one corpus from another (the token caches use it)."""
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:8]
 
     @property
     def train_pieces(self) -> int:

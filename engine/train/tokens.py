@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -84,8 +84,12 @@ def tokenize_corpus(corpus: Corpus, codec: Codec, folder: Path, progress: bool =
             raise CorpusError(f"{manifest} is unreadable ({error}); remove the folder to tokenise afresh") from error
         if old.get("codec") != fingerprint:
             raise CorpusError(f"{folder} holds tokens of another codec ({old.get('codec')}); use a new folder")
+        if old.get("corpus") != asdict(c):
+            raise CorpusError(f"{folder} holds tokens of another corpus ({old.get('corpus')}); use a new folder")
     else:
-        manifest.write_text(json.dumps({"codec": fingerprint, "complete": False, "pieces": corpus.names}))
+        manifest.write_text(
+            json.dumps({"codec": fingerprint, "corpus": asdict(c), "complete": False, "pieces": corpus.names})
+        )
     from tqdm import tqdm
 
     names = list(corpus)
@@ -103,7 +107,8 @@ def tokenize_corpus(corpus: Corpus, codec: Codec, folder: Path, progress: bool =
                 bar=piece.bar.astype(np.float32),
             )
     with atomic_path(manifest) as tmp:
-        tmp.write_text(json.dumps({"codec": fingerprint, "complete": True, "pieces": corpus.names}))
+        record = {"codec": fingerprint, "corpus": asdict(c), "complete": True, "pieces": corpus.names}
+        tmp.write_text(json.dumps(record))
     return TokenSet(folder)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -82,9 +82,14 @@ def test_token_set_matches_the_corpus(tokens: TokenSet, corpus: Corpus, codec: C
     assert len(np.unique(tokens.pieces["train"][0].codes[0])) > 8  # the random codec uses many codes
 
 
-def test_manifest_names_the_codec_and_the_pieces(token_dir: Path, corpus: Corpus, codec: Codec) -> None:
+def test_manifest_names_the_codec_the_corpus_and_the_pieces(token_dir: Path, corpus: Corpus, codec: Codec) -> None:
     raw = json.loads((token_dir / MANIFEST).read_text())
-    assert raw == {"codec": codec_fingerprint(codec), "complete": True, "pieces": corpus.names}
+    assert raw == {
+        "codec": codec_fingerprint(codec),
+        "corpus": asdict(corpus.config),
+        "complete": True,
+        "pieces": corpus.names,
+    }
     assert {p.name for p in token_dir.iterdir()} == {MANIFEST} | {f"{n}.npz" for n in corpus}  # no temp files
 
 
@@ -138,6 +143,21 @@ def test_another_codec_into_the_same_folder_is_refused(tmp_path: Path, token_dir
     with pytest.raises(CorpusError, match=str(folder)) as info:
         tokenize_corpus(corpus, Codec.random(TINY_CODEC, seed=1), folder, progress=False)
     assert "another codec" in str(info.value)
+
+
+def test_tokens_of_another_corpus_are_refused_and_kept_apart(tmp_path: Path, token_dir: Path, corpus: Corpus) -> None:
+    """A corpus rebuilt with another config must not resume from the old corpus' tokens (they are a cache of it)."""
+    from engine.train.commands import Paths
+
+    folder = tmp_path / "t"
+    shutil.copytree(token_dir, folder)
+    raw = json.loads((folder / MANIFEST).read_text())
+    assert raw["corpus"] == asdict(corpus.config)
+    (folder / MANIFEST).write_text(json.dumps({**raw, "corpus": {**raw["corpus"], "mode_flip": 0.0}}))
+    with pytest.raises(CorpusError, match=f"{folder} holds tokens of another corpus"):
+        tokenize_corpus(corpus, Codec.random(TINY_CODEC, seed=0), folder, progress=False)
+    paths, fp = Paths(tmp_path), raw["codec"]
+    assert paths.tokens(fp, corpus.config) != paths.tokens(fp, replace(corpus.config, mode_flip=0.0))
 
 
 def test_a_codec_with_another_frame_rate_is_refused(tmp_path: Path, corpus: Corpus) -> None:
