@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -147,33 +148,31 @@ def export(paths: Paths, out: Path, figures: Path | None = None, shipped: Path |
     the snapshot."""
     from engine.embedded.weights import CODEC_DIR, LM_FILE, load_codec, load_lm, save_embedded
 
-    def record(run_dir: Path, part: str) -> TrainedFor:
-        meta = load_checkpoint(run_dir / CHECKPOINT, part)
+    def record(meta: dict[str, Any]) -> TrainedFor:
         return TrainedFor(int(meta["step"]), float(meta["hours"]), dict(meta.get("held_out", {})))
 
     def missing(part: str, run_dir: Path) -> FileNotFoundError:
         return FileNotFoundError(f"no {part} run in {run_dir} and no shipped {part} to export with the other part")
 
     if (paths.codec_run / CHECKPOINT).is_file():
-        codec, codec_record, codec_source = load_codec(paths.codec_export), record(paths.codec_run, "codec"), None
+        codec, codec_source = load_codec(paths.codec_export), paths.codec_export
+        codec_record = record(load_checkpoint(paths.codec_run / CHECKPOINT, "codec"))
     elif shipped is not None and (shipped / CODEC_DIR / "config.json").is_file():
-        codec, codec_record, codec_source = load_codec(shipped / CODEC_DIR), trained_for(shipped, "codec"), shipped
+        codec, codec_source = load_codec(shipped / CODEC_DIR), shipped / CODEC_DIR
+        codec_record = trained_for(shipped, "codec")
     else:
         raise missing("codec", paths.codec_run)
     if (paths.lm_run / CHECKPOINT).is_file():
-        lm, lm_record = load_lm(paths.lm_export), record(paths.lm_run, "lm")
-        made_with = load_checkpoint(paths.lm_run / CHECKPOINT, "lm").get("meta", {}).get("codec")
-        if made_with != codec_fingerprint(codec):
-            where = codec_source or paths.codec_export
-            raise ValueError(f"{paths.lm_export} was trained on tokens of another codec than {where}")
+        lm_meta = load_checkpoint(paths.lm_run / CHECKPOINT, "lm")
+        lm, lm_source, lm_record = load_lm(paths.lm_export), paths.lm_export, record(lm_meta)
+        made_with = lm_meta.get("meta", {}).get("codec")
     elif shipped is not None and (shipped / LM_FILE).is_file():
-        if codec_fingerprint(load_codec(shipped / CODEC_DIR)) != codec_fingerprint(codec):
-            raise ValueError(
-                f"the shipped {shipped / LM_FILE} was trained on tokens of another codec than {paths.codec_export}"
-            )
-        lm, lm_record = load_lm(shipped / LM_FILE), trained_for(shipped, "lm")
+        lm, lm_source, lm_record = load_lm(shipped / LM_FILE), shipped / LM_FILE, trained_for(shipped, "lm")
+        made_with = codec_fingerprint(load_codec(shipped / CODEC_DIR))
     else:
         raise missing("lm", paths.lm_run)
+    if made_with != codec_fingerprint(codec):
+        raise ValueError(f"{lm_source} was trained on tokens of another codec than {codec_source}")
     summary: dict[str, object] = {
         "codec_steps": codec_record.steps,
         "codec_cpu_hours": round(codec_record.hours, 2),

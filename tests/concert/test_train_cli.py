@@ -89,7 +89,7 @@ def test_a_fresh_machine_that_trained_only_the_lm_exports_with_the_snapshots_cod
 ) -> None:
     """No codec run here: `export` takes the codec, its steps, hours and held-out figures from the snapshot (and
     the token model from it where only the codec trained on)."""
-    from engine.embedded.weights import CODEC_DIR, load_codec, trained_for
+    from engine.embedded.weights import CODEC_DIR, SHIPPED, load_codec, trained_for
     from engine.train.commands import Paths, export, train_lm
     from engine.train.lm_train import LMTrainConfig
     from engine.train.loop import RunConfig
@@ -106,6 +106,9 @@ def test_a_fresh_machine_that_trained_only_the_lm_exports_with_the_snapshots_cod
     train_lm(paths, LMTrainConfig(batch=2, seq_len=100, holdout_batches=1), run, weights)
     with pytest.raises(FileNotFoundError, match="no codec run"):
         export(paths, tmp_path / "nowhere")
+    with pytest.raises(ValueError, match=f"{paths.lm_export} was trained on tokens of another codec than {SHIPPED}"):
+        export(paths, tmp_path / "mismatch", shipped=SHIPPED)  # the package's codec is not the tiny one
+    assert not (tmp_path / "mismatch").exists()
     summary = export(paths, tmp_path / "out", shipped=weights)
     assert summary["codec_steps"] == codec_before.steps and summary["lm_steps"] == 4
     assert trained_for(tmp_path / "out", "codec") == codec_before
